@@ -1,0 +1,65 @@
+"""Service settings (pydantic-settings): environment variables MOVIEREC_*, or a .env file."""
+
+from __future__ import annotations
+
+from functools import cached_property
+from pathlib import Path
+from typing import Literal
+
+from pydantic import AliasChoices, Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from model.config import DEFAULT_IMAGE_MODEL, DEFAULT_TEXT_MODEL
+
+MiB = 1024 * 1024
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="MOVIEREC_", env_file=".env", extra="ignore")
+
+    # Storage
+    database_url: str | None = Field(
+        default=None,
+        validation_alias=AliasChoices("MOVIEREC_DATABASE_URL", "DATABASE_URL"),
+        description="SQLAlchemy URL; default: SQLite file in data_dir",
+    )
+    data_dir: Path = Path("data")  # SQLite file and FAISS snapshot
+    auto_migrate: bool = True  # run Alembic migrations at start-up
+
+    # Models
+    text_model: str = DEFAULT_TEXT_MODEL  # HF id or local directory
+    text_pooling: Literal["cls", "mean"] | None = None  # None: cls for KoBERT, mean otherwise
+    text_max_length: int = 512
+    image_model: str = DEFAULT_IMAGE_MODEL  # timm name
+    image_weights: str | None = None  # local weights file for the image model
+    image_size: int | None = None  # smaller input for CPU laptops (e.g. 300 for b7); None: model's
+    image_pretrained: bool = True  # False only for tests with random-init towers
+    fusion_checkpoint: Path | None = None  # directory from `movierec train`; None: fallback
+    device: str = "auto"  # auto | cpu | cuda | cuda:1 | mps
+    genre_map_file: Path | None = None  # JSON {"genre name": group id}
+
+    # Index
+    index_kind: Literal["flat", "hnsw"] = "flat"
+    hnsw_m: int = 32
+    hnsw_ef_search: int = 128
+    snapshot_every: int = 200  # write a snapshot after this many changes (and at shutdown)
+
+    # Limits
+    max_body_bytes: int = 32 * MiB
+    max_images: int = 16  # per movie
+    max_image_bytes: int = 10 * MiB
+    max_image_pixels: int = 40_000_000  # width * height, checked from the header before decoding
+    max_title_chars: int = 500
+    max_plot_chars: int = 20_000
+    max_concurrent_ingests: int = 2  # encoder calls at once
+    ingest_wait_seconds: float = 5.0  # a waiting ingest gives up with 429 after this
+
+    @cached_property
+    def resolved_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{(self.data_dir / 'movierec.db').resolve()}"
+
+    @property
+    def index_dir(self) -> Path:
+        return self.data_dir / "index"

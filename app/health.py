@@ -1,0 +1,41 @@
+"""Liveness and readiness."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Response
+from sqlalchemy import text
+from sqlalchemy.exc import DBAPIError
+
+from app.deps import StateDep
+from app.movies.repository import MovieRepository
+from app.movies.schemas import Health, Readiness
+
+router = APIRouter(tags=["operations"])
+
+
+@router.get("/health", response_model=Health, summary="The process is alive")
+def health() -> Health:
+    return Health(status="ok")
+
+
+@router.get("/ready", response_model=Readiness, responses={503: {"model": Readiness}},
+            summary="Database reachable, models loaded, index consistent with the database")  # fmt: skip
+def ready(state: StateDep, response: Response) -> Readiness:
+    database, stored, consistent = True, -1, False
+    try:
+        with state.sessions() as session:
+            session.execute(text("SELECT 1"))
+            live = MovieRepository(session).live_ids()
+        stored = len(live)
+        consistent = live == state.index.ids()
+    except DBAPIError:
+        database = False
+    ok = database and consistent
+    if not ok:
+        response.status_code = 503
+    return Readiness(
+        status="ready" if ok else "not ready", database=database, models_loaded=True,
+        index_consistent=consistent, indexed=len(state.index), stored=stored,
+        model_version=state.model_version, fallback_model=state.embedder.fallback,
+        index_kind=state.index.kind,
+    )  # fmt: skip

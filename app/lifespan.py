@@ -1,0 +1,84 @@
+"""Start-up and shutdown: database, models, index, centroids; a final snapshot on the way out."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+
+import numpy as np
+from fastapi import FastAPI
+
+from app.config import Settings
+from app.db import make_engine, make_sessionmaker
+from app.migrations import upgrade_database
+from app.movies.clusters import GenreCentroids
+from app.movies.explain import ModalityCalibration
+from app.movies.repository import MovieRepository
+from app.search.embedder import Embedder
+from app.search.index import VectorIndex
+from app.search.sync import open_index, reindex, snapshot, stale_vector_count
+from app.state import AppState
+from model.genres import GenreMapper
+
+log = logging.getLogger("movierec")
+
+
+def build_state(settings: Settings, embedder: Embedder | None = None) -> AppState:
+    url = settings.resolved_database_url
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    if settings.auto_migrate:
+        upgrade_database(url)
+    engine = make_engine(url)
+    embedder = embedder or Embedder.from_settings(settings)
+    mapper = GenreMapper.from_file(settings.genre_map_file) if settings.genre_map_file else GenreMapper()
+    state = AppState(
+        settings=settings, engine=engine, sessions=make_sessionmaker(engine), embedder=embedder,
+        index=VectorIndex(embedder.out_dim, settings.index_kind, settings.hnsw_m,
+                          settings.hnsw_ef_search),
+        centroids=GenreCentroids(embedder.out_dim), calibration=ModalityCalibration.from_features([]),
+        mapper=mapper, ingest_slots=threading.BoundedSemaphore(settings.max_concurrent_ingests),
+    )  # fmt: skip
+    stale = stale_vector_count(state)
+    if stale:
+        log.warning("%d stored vectors were made by another model: reindexing to %s",
+                    stale, state.model_version)  # fmt: skip
+        reindex(state, progress=False)
+    open_index(state)
+    load_centroids(state)
+    return state
+
+
+def load_centroids(state: AppState) -> None:
+    with state.sessions() as session:
+        repo = MovieRepository(session)
+        memberships = repo.labelled_groups()
+        vectors = repo.vectors(sorted({m for m, _ in memberships})) if memberships else {}
+        state.calibration = ModalityCalibration.from_features(repo.sample_features(2000))
+    centroids = GenreCentroids(state.embedder.out_dim)
+    for movie_id, group in memberships:
+        if movie_id in vectors:
+            centroids.add([group], vectors[movie_id].astype(np.float64))
+    state.centroids = centroids
+
+
+def make_lifespan(
+    settings: Settings, embedder_factory: Callable[[Settings], Embedder] | None = None
+):
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        from starlette.concurrency import run_in_threadpool
+
+        embedder = embedder_factory(settings) if embedder_factory else None
+        state = await run_in_threadpool(build_state, settings, embedder)
+        app.state.movierec = state
+        log.info("movierec ready: model %s, %d movies indexed", state.model_version, len(state.index))
+        try:
+            yield
+        finally:
+            with state.write_lock:
+                snapshot(state)
+            state.engine.dispose()
+
+    return lifespan

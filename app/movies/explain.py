@@ -1,0 +1,96 @@
+"""Per-result explanations: genre groups, and which modality (plot or images) drove the match.
+
+Raw cosine levels differ wildly between encoders (ReLU image features rarely go below 0.3, sentence
+embeddings rarely above 0.6), so "close" is judged against the catalogue: each similarity is placed
+among the similarities of random movie pairs (a percentile), then worded.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from model.genres import GENRE_GROUPS
+
+
+def cosine(a: np.ndarray, b: np.ndarray) -> float:
+    denom = float(np.linalg.norm(a) * np.linalg.norm(b))
+    return float(a @ b / denom) if denom > 0 else 0.0
+
+
+class ModalityCalibration:
+    """Sorted random-pair cosines per modality, sampled from the stored features."""
+
+    def __init__(self, text_pairs: np.ndarray, image_pairs: np.ndarray) -> None:
+        self.text = np.sort(text_pairs)
+        self.image = np.sort(image_pairs)
+
+    @classmethod
+    def from_features(cls, feats: list[tuple[np.ndarray, np.ndarray]], pairs: int = 2000, seed: int = 0):
+        if len(feats) < 2:
+            return cls(np.array([]), np.array([]))
+        rng = np.random.default_rng(seed)
+        t = np.stack([f[0] for f in feats])
+        i = np.stack([f[1] for f in feats])
+        t /= np.maximum(np.linalg.norm(t, axis=1, keepdims=True), 1e-12)
+        i /= np.maximum(np.linalg.norm(i, axis=1, keepdims=True), 1e-12)
+        a = rng.integers(0, len(feats), pairs)
+        b = (a + rng.integers(1, len(feats), pairs)) % len(feats)
+        return cls((t[a] * t[b]).sum(1), (i[a] * i[b]).sum(1))
+
+    @staticmethod
+    def _percentile(sorted_values: np.ndarray, x: float) -> float | None:
+        if len(sorted_values) < 20:
+            return None
+        return float(np.searchsorted(sorted_values, x) / len(sorted_values))
+
+    def text_percentile(self, x: float) -> float | None:
+        return self._percentile(self.text, x)
+
+    def image_percentile(self, x: float) -> float | None:
+        return self._percentile(self.image, x)
+
+
+def closeness(percentile: float | None, raw: float) -> str:
+    if percentile is None:  # catalogue too small to calibrate: fall back to raw cosine
+        percentile = raw
+    if percentile >= 0.99:
+        return "very close"
+    if percentile >= 0.90:
+        return "close"
+    if percentile >= 0.70:
+        return "somewhat close"
+    return "not close"
+
+
+def group_names(groups: list[int]) -> list[str]:
+    return [GENRE_GROUPS[g] for g in groups]
+
+
+def explain(
+    *, query_groups: list[int], result_groups: list[int], text_sim: float, image_sim: float,
+    calibration: ModalityCalibration,
+) -> dict:  # fmt: skip
+    shared = sorted(set(query_groups) & set(result_groups))
+    tp, ip = calibration.text_percentile(text_sim), calibration.image_percentile(image_sim)
+    t_rank = tp if tp is not None else text_sim
+    i_rank = ip if ip is not None else image_sim
+    driver = "both" if abs(t_rank - i_rank) < 0.05 else ("plot" if t_rank > i_rank else "images")
+    if shared:
+        head = "Both " + " and ".join(GENRE_GROUPS[g] for g in shared)
+    elif result_groups:
+        head = "Different genres (" + ", ".join(group_names(result_groups)) + ")"
+    else:
+        head = "Genre unknown"
+    reason = (
+        f"{head}; plots {closeness(tp, text_sim)} ({text_sim:.2f}), "
+        f"stills {closeness(ip, image_sim)} ({image_sim:.2f})"
+    )
+    return {
+        "query_groups": group_names(query_groups),
+        "result_groups": group_names(result_groups),
+        "shared_groups": group_names(shared),
+        "text_similarity": round(text_sim, 4),
+        "image_similarity": round(image_sim, 4),
+        "driver": driver,
+        "reason": reason,
+    }

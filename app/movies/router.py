@@ -1,0 +1,146 @@
+"""HTTP routes for movies, similar movies and genre groups. Handlers are sync: FastAPI runs them in
+its threadpool, so encoding and FAISS never block the event loop."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, File, Form, Query, Response, UploadFile, status
+
+from app.deps import SessionDep, StateDep
+from app.errors import (
+    InvalidImage,
+    InvalidInput,
+    MovieNotFound,
+    PayloadTooLarge,
+    ServiceUnavailable,
+    TooManyRequests,
+    UnsupportedMediaType,
+    responses,
+)
+from app.movies import service
+from app.movies.repository import MovieRepository
+from app.movies.schemas import (
+    Explanation,
+    GenreGroupStats,
+    MoviePage,
+    MovieRead,
+    MovieUpdate,
+    SimilarMovie,
+    SimilarMovies,
+)
+from app.movies.text import split_genres
+from model.genres import GENRE_GROUPS
+
+router = APIRouter()
+GroupId = Annotated[int, Query(ge=1, le=10, description="genre group 1..10 (GET /genre-groups)")]
+
+
+def _read_upload(upload: UploadFile, limit: int) -> service.Upload:
+    data = upload.file.read(limit + 1)  # one byte more than allowed tells "too big" without reading all
+    name = (upload.filename or "image").replace("/", "_").replace("\\", "_")[:100]
+    return service.Upload(name=name, data=data)
+
+
+@router.post(
+    "/movies",
+    status_code=status.HTTP_201_CREATED,
+    response_model=MovieRead,
+    responses={200: {"model": MovieRead, "description": "replaced (external_id existed)"},
+               **responses(InvalidInput, PayloadTooLarge, UnsupportedMediaType, TooManyRequests,
+                           ServiceUnavailable)},  # fmt: skip
+    summary="Ingest a movie: synopsis + images -> stored, embedded and indexed",
+)
+def create_movie(
+    state: StateDep,
+    session: SessionDep,
+    response: Response,
+    title: Annotated[str, Form(min_length=1, max_length=500)],
+    plot: Annotated[str, Form(min_length=1, max_length=20_000)],
+    images: Annotated[list[UploadFile], File(description="1..N JPEG, PNG or WebP files")],
+    genres: Annotated[list[str] | None, Form(description="genre names, English or Korean")] = None,
+    year: Annotated[int | None, Form(ge=1870, le=2200)] = None,
+    external_id: Annotated[str | None, Form(min_length=1, max_length=255)] = None,
+) -> MovieRead:
+    if not images:
+        raise InvalidImage("at least one image is required")
+    if len(images) > state.settings.max_images:
+        raise PayloadTooLarge(f"{len(images)} images; at most {state.settings.max_images} per movie")
+    uploads = [_read_upload(u, state.settings.max_image_bytes) for u in images]
+    movie, created = service.create_or_replace_movie(
+        state, session, title=title, plot=plot, uploads=uploads, genres=split_genres(genres),
+        year=year, external_id=external_id,
+    )  # fmt: skip
+    if not created:
+        response.status_code = status.HTTP_200_OK
+    return service.movie_read(service.get_movie(session, movie.id))
+
+
+@router.get("/movies", response_model=MoviePage, summary="List movies, optionally by genre group")
+def list_movies(
+    session: SessionDep,
+    limit: Annotated[int, Query(ge=1, le=100)] = 20,
+    offset: Annotated[int, Query(ge=0, le=10_000_000)] = 0,
+    genre_group: GroupId | None = None,
+) -> MoviePage:
+    rows, total = MovieRepository(session).page(limit=limit, offset=offset, group=genre_group)
+    return MoviePage(items=[service.movie_read(m) for m in rows], total=total, limit=limit,
+                     offset=offset)  # fmt: skip
+
+
+@router.get("/movies/{movie_id}", response_model=MovieRead, responses=responses(MovieNotFound))
+def read_movie(session: SessionDep, movie_id: int) -> MovieRead:
+    return service.movie_read(service.get_movie(session, movie_id))
+
+
+@router.patch(
+    "/movies/{movie_id}", response_model=MovieRead, responses=responses(MovieNotFound, InvalidInput),
+    summary="Update metadata (title, genres, year) without re-embedding",
+)  # fmt: skip
+def patch_movie(state: StateDep, session: SessionDep, movie_id: int, body: MovieUpdate) -> MovieRead:
+    movie = service.update_movie(
+        state, session, movie_id, title=body.title, genres=body.genres, year=body.year,
+        fields=set(body.model_fields_set),
+    )  # fmt: skip
+    return service.movie_read(movie)
+
+
+@router.delete("/movies/{movie_id}", status_code=204, responses=responses(MovieNotFound))
+def delete_movie(state: StateDep, session: SessionDep, movie_id: int) -> Response:
+    service.delete_movie(state, session, movie_id)
+    return Response(status_code=204)
+
+
+@router.get(
+    "/movies/{movie_id}/similar", response_model=SimilarMovies, responses=responses(MovieNotFound),
+    summary="The k most similar movies, each with a genre-cluster explanation",
+)  # fmt: skip
+def read_similar_movies(
+    state: StateDep,
+    session: SessionDep,
+    movie_id: int,
+    k: Annotated[int, Query(ge=1, le=100)] = 20,
+    exclude: Annotated[list[int] | None, Query(max_length=1000, description="ids to leave out")] = None,
+    genre_group: GroupId | None = None,
+) -> SimilarMovies:
+    query, results = service.similar_movies(
+        state, session, movie_id, k=k, exclude=set(exclude or []), genre_group=genre_group
+    )
+    return SimilarMovies(
+        query=service.movie_read(query),
+        model_version=state.model_version,
+        results=[
+            SimilarMovie(movie=service.movie_read(m), score=round(score, 6),
+                         explanation=Explanation(**why))  # fmt: skip
+            for m, score, why in results
+        ],
+    )
+
+
+@router.get("/genre-groups", response_model=list[GenreGroupStats])
+def read_genre_groups(state: StateDep, session: SessionDep) -> list[GenreGroupStats]:
+    sizes = MovieRepository(session).group_sizes()
+    return [
+        GenreGroupStats(id=g, name=name, size=sizes.get(g, 0), tightness=state.centroids.tightness(g))
+        for g, name in GENRE_GROUPS.items()
+    ]

@@ -1,0 +1,188 @@
+"""Movie use cases. Write path: decode -> embed (off the lock) -> one transaction -> commit ->
+index update. The database commit is the acknowledgement; the index follows it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from sqlalchemy.orm import Session
+
+from app.errors import MovieNotFound, PayloadTooLarge, TooManyRequests
+from app.failpoints import failpoint
+from app.movies.explain import cosine, explain
+from app.movies.images import ImageLimits, decode_image
+from app.movies.models import Movie, MovieFeatures, MovieVector
+from app.movies.repository import MovieRepository, from_bytes, to_bytes
+from app.movies.schemas import GenreGroupRef, MovieRead
+from app.movies.text import clean_text
+from app.search.sync import snapshot
+from app.state import AppState
+from model.genres import GENRE_GROUPS
+
+
+@dataclass
+class Upload:
+    name: str
+    data: bytes
+
+
+def movie_read(movie: Movie) -> MovieRead:
+    return MovieRead(
+        id=movie.id, external_id=movie.external_id, title=movie.title, plot=movie.plot,
+        year=movie.year, genres=list(movie.genres or []),
+        genre_groups=[
+            GenreGroupRef(id=g.group_id, name=GENRE_GROUPS[g.group_id], inferred=g.inferred,
+                          confidence=round(g.confidence, 4))
+            for g in movie.groups
+        ],
+        model_version=movie.vector.model_version if movie.vector else None,
+        image_count=movie.features.image_count if movie.features else None,
+        created_at=movie.created_at, updated_at=movie.updated_at,
+    )  # fmt: skip
+
+
+def labelled_groups(movie: Movie) -> list[int]:
+    return [g.group_id for g in movie.groups if not g.inferred]
+
+
+def assign_groups(state: AppState, genres: list[str], vector: np.ndarray):
+    labelled = state.mapper.groups_of(genres)
+    if labelled:
+        return [(g, False, 1.0) for g in labelled]
+    return [(g, True, conf) for g, conf in state.centroids.nearest(vector)]
+
+
+def create_or_replace_movie(
+    state: AppState, session: Session, *, title: str, plot: str, uploads: list[Upload],
+    genres: list[str], year: int | None, external_id: str | None,
+) -> tuple[Movie, bool]:  # fmt: skip
+    """Returns (movie, created). An existing external_id is replaced in place (idempotent retry)."""
+    s = state.settings
+    title = clean_text(title, field="title", max_chars=s.max_title_chars)
+    plot = clean_text(plot, field="plot", max_chars=s.max_plot_chars)
+    if external_id is not None:
+        external_id = clean_text(external_id, field="external_id", max_chars=255)
+    if len(uploads) > s.max_images:
+        raise PayloadTooLarge(f"{len(uploads)} images; at most {s.max_images} per movie")
+    limits = ImageLimits(max_bytes=s.max_image_bytes, max_pixels=s.max_image_pixels)
+    target = state.embedder.image_encoder.input_size
+    images = [decode_image(u.data, name=u.name, limits=limits, target=target) for u in uploads]
+
+    if not state.ingest_slots.acquire(timeout=s.ingest_wait_seconds):
+        raise TooManyRequests("too many movies are being embedded right now; retry shortly")
+    try:
+        emb = state.embedder.embed(plot, images)
+    finally:
+        state.ingest_slots.release()
+
+    repo = MovieRepository(session)
+    with state.write_lock:
+        movie = repo.by_external_id(external_id) if external_id else None
+        created = movie is None
+        old = None if created else (labelled_groups(movie), repo.vectors([movie.id]).get(movie.id))
+        if movie is None:
+            movie = Movie(external_id=external_id, title=title, plot=plot, year=year, genres=genres)
+            session.add(movie)
+        else:
+            movie.title, movie.plot, movie.year, movie.genres = title, plot, year, genres
+        repo.set_groups(movie, assign_groups(state, genres, emb.vector))
+        session.flush()  # assigns movie.id
+        movie.features = MovieFeatures(
+            text_model=state.embedder.text_model, image_model=state.embedder.image_model,
+            text=to_bytes(emb.text), image=to_bytes(emb.image), image_count=len(images),
+        )  # fmt: skip
+        movie.vector = MovieVector(model_version=state.model_version, vector=to_bytes(emb.vector))
+        repo.log_change(movie.id, "upsert")
+        session.commit()  # the acknowledgement point
+        failpoint("after_commit_before_index")
+        if old and old[1] is not None:
+            state.centroids.remove(old[0], old[1])
+        state.centroids.add(labelled_groups(movie), emb.vector)
+        state.index.upsert(np.array([movie.id]), emb.vector[None])
+        _count_change(state)
+    failpoint("after_index_before_response")
+    return movie, created
+
+
+def _count_change(state: AppState) -> None:
+    state.changes_since_snapshot += 1
+    if state.changes_since_snapshot >= state.settings.snapshot_every:
+        snapshot(state)
+
+
+def get_movie(session: Session, movie_id: int) -> Movie:
+    movie = MovieRepository(session).get(movie_id, with_data=True)
+    if movie is None:
+        raise MovieNotFound(f"no movie with id {movie_id}")
+    return movie
+
+
+def update_movie(
+    state: AppState, session: Session, movie_id: int, *, title: str | None,
+    genres: list[str] | None, year: int | None, fields: set[str],
+) -> Movie:  # fmt: skip
+    """Metadata only. New genres re-derive the movie's groups (and move its centroid share)."""
+    with state.write_lock:
+        movie = get_movie(session, movie_id)
+        if "title" in fields and title is not None:
+            movie.title = clean_text(title, field="title", max_chars=state.settings.max_title_chars)
+        if "year" in fields:
+            movie.year = year
+        old_groups = labelled_groups(movie)
+        vector = from_bytes(movie.vector.vector) if movie.vector else None
+        if "genres" in fields:
+            movie.genres = [clean_text(g, field="genres", max_chars=100) for g in (genres or [])]
+            if vector is not None:
+                MovieRepository(session).set_groups(movie, assign_groups(state, movie.genres, vector))
+        session.commit()
+        if vector is not None and "genres" in fields:
+            state.centroids.remove(old_groups, vector)
+            state.centroids.add(labelled_groups(movie), vector)
+        return get_movie(session, movie_id)
+
+
+def delete_movie(state: AppState, session: Session, movie_id: int) -> None:
+    with state.write_lock:
+        movie = get_movie(session, movie_id)
+        groups = labelled_groups(movie)
+        vector = from_bytes(movie.vector.vector) if movie.vector else None
+        repo = MovieRepository(session)
+        repo.delete(movie)
+        repo.log_change(movie_id, "delete")
+        session.commit()
+        failpoint("after_commit_before_index")
+        state.index.remove([movie_id])
+        if vector is not None:
+            state.centroids.remove(groups, vector)
+        _count_change(state)
+
+
+def similar_movies(
+    state: AppState, session: Session, movie_id: int, *, k: int, exclude: set[int],
+    genre_group: int | None,
+) -> tuple[Movie, list[tuple[Movie, float, dict]]]:  # fmt: skip
+    query = get_movie(session, movie_id)
+    if query.vector is None or query.features is None:
+        raise MovieNotFound(f"movie {movie_id} has no vector yet")
+    repo = MovieRepository(session)
+    allowed = repo.ids_in_group(genre_group) if genre_group is not None else None
+    hits = state.index.search(
+        from_bytes(query.vector.vector), k, exclude=exclude | {movie_id}, allowed=allowed
+    )
+    rows = repo.get_many([i for i, _ in hits])
+    q_text, q_image = from_bytes(query.features.text), from_bytes(query.features.image)
+    q_groups = [g.group_id for g in query.groups]
+    results = []
+    for movie_id_, score in hits:
+        movie = rows.get(movie_id_)
+        if movie is None or movie.features is None:  # deleted between search and load
+            continue
+        why = explain(
+            query_groups=q_groups, result_groups=[g.group_id for g in movie.groups],
+            text_sim=cosine(q_text, from_bytes(movie.features.text)),
+            image_sim=cosine(q_image, from_bytes(movie.features.image)),
+            calibration=state.calibration,
+        )  # fmt: skip
+        results.append((movie, float(score), why))
+    return query, results

@@ -1,0 +1,90 @@
+"""The service's adapter to model/: frozen encoders + fusion (checkpoint or labelled fallback)."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from PIL import Image
+
+from app.config import Settings
+from model.checkpoint import checkpoint_version, load_checkpoint
+from model.config import ImageEncoderConfig, TextEncoderConfig
+from model.fusion import RandomProjection
+from model.image import ImageEncoder
+from model.text import TextEncoder
+
+log = logging.getLogger("movierec.embedder")
+FALLBACK_SEED = 0
+
+
+@dataclass
+class Embedding:
+    text: np.ndarray  # (Dt,) raw text-encoder features
+    image: np.ndarray  # (Di,) mean image-encoder features
+    vector: np.ndarray  # (256,) unit vector served by the index
+
+
+class Embedder:
+    """Loaded once at start-up. `embed` is CPU/GPU work: call it off the event loop."""
+
+    def __init__(self, text: TextEncoder, image: ImageEncoder, settings: Settings) -> None:
+        self.text_encoder, self.image_encoder = text, image
+        self.text_model, self.image_model = settings.text_model, settings.image_model
+        self.device = text.device
+        self.checkpoint = settings.fusion_checkpoint
+        if self.checkpoint:
+            self.fusion, config = load_checkpoint(self.checkpoint, self.device)
+            spec = config["spec"]
+            if spec.get("text_tower"):
+                raise ValueError("the service needs a checkpoint trained on frozen text features, "
+                                 f"not a {spec['text_tower']} tower")  # fmt: skip
+            want = (spec["fusion"]["text_dim"], spec["fusion"]["image_dim"])
+            if want != (text.dim, image.dim):
+                raise ValueError(
+                    f"checkpoint {self.checkpoint} expects text/image dims {want}, the configured "
+                    f"encoders give {(text.dim, image.dim)} (trained with {config.get('text_model')}"
+                    f" + {config.get('image_model')})"
+                )
+            self.model_version = checkpoint_version(self.checkpoint)
+            self.fallback = False
+        else:
+            self.fusion = RandomProjection(text.dim, image.dim, seed=FALLBACK_SEED).to(self.device)
+            names = f"{self.text_model}|{self.image_model}|{image.input_size}"
+            digest = hashlib.sha256(names.encode()).hexdigest()[:8]
+            self.model_version = f"fallback-random-projection-s{FALLBACK_SEED}-{digest}"
+            self.fallback = True
+            log.warning("no MOVIEREC_FUSION_CHECKPOINT: serving the training-free fallback %s",
+                        self.model_version)  # fmt: skip
+        self.out_dim = 256
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Embedder:
+        text = TextEncoder(
+            TextEncoderConfig(name=settings.text_model, pooling=settings.text_pooling,
+                              max_length=settings.text_max_length),
+            settings.device,
+        )  # fmt: skip
+        image = ImageEncoder(
+            ImageEncoderConfig(name=settings.image_model, weights=settings.image_weights,
+                               pretrained=settings.image_pretrained,
+                               image_size=settings.image_size),
+            settings.device,
+        )  # fmt: skip
+        return cls(text, image, settings)
+
+    @torch.inference_mode()
+    def fuse(self, text: np.ndarray, image: np.ndarray) -> np.ndarray:
+        """(N, Dt), (N, Di) raw features -> (N, 256) unit vectors; used by ingest and reindex."""
+        t = torch.from_numpy(np.ascontiguousarray(text, dtype=np.float32)).to(self.device)
+        i = torch.from_numpy(np.ascontiguousarray(image, dtype=np.float32)).to(self.device)
+        return self.fusion(t, i).float().cpu().numpy()
+
+    def embed(self, plot: str, images: Sequence[Image.Image]) -> Embedding:
+        text = self.text_encoder.encode([plot])[0]
+        image = self.image_encoder.encode_movies([images])[0]
+        return Embedding(text, image, self.fuse(text[None], image[None])[0])

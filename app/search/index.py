@@ -1,0 +1,203 @@
+"""FAISS index keyed by movie id: IndexIDMap2 over inner product on unit vectors (= cosine).
+
+flat: exact, real removals. hnsw: approximate for large catalogues; HNSW cannot remove, so deleted
+ids are tombstoned and filtered, replaced ids are re-added and candidates are rescored with their
+current vector. Snapshots compact tombstones away.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import faiss
+import numpy as np
+
+from app.failpoints import failpoint
+from app.search.rwlock import RWLock
+
+INDEX_FILE, MANIFEST_FILE = "index.faiss", "manifest.json"
+
+
+class SnapshotError(Exception):
+    """The snapshot is missing, truncated, corrupt or for another model: rebuild from the database."""
+
+
+@dataclass
+class Manifest:
+    last_seq: int
+    count: int
+    sha256: str
+    model_version: str
+    kind: str
+    removed: list[int]
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _write_atomic(path: Path, data: bytes) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    with tmp.open("wb") as fh:
+        fh.write(data)
+        fh.flush()
+        os.fsync(fh.fileno())
+    failpoint("snapshot_after_index_tmp") if path.name == INDEX_FILE else None
+    tmp.replace(path)
+
+
+class VectorIndex:
+    def __init__(self, dim: int, kind: str = "flat", hnsw_m: int = 32, ef_search: int = 128):
+        if kind not in ("flat", "hnsw"):
+            raise ValueError(f"unknown index kind {kind!r}")
+        self.dim, self.kind, self.hnsw_m, self.ef_search = dim, kind, hnsw_m, ef_search
+        self.lock = RWLock()
+        self._index = self._empty()
+        self._live: set[int] = set()
+        self._removed: set[int] = set()  # hnsw tombstones
+
+    def _empty(self) -> faiss.IndexIDMap2:
+        if self.kind == "flat":
+            inner = faiss.IndexFlatIP(self.dim)
+        else:
+            inner = faiss.IndexHNSWFlat(self.dim, self.hnsw_m, faiss.METRIC_INNER_PRODUCT)
+            inner.hnsw.efSearch = self.ef_search
+        return faiss.IndexIDMap2(inner)
+
+    # -- writes (exclusive) ---------------------------------------------------------------------
+    def upsert(self, ids: np.ndarray, vectors: np.ndarray) -> None:
+        ids = np.ascontiguousarray(ids, dtype=np.int64)
+        vectors = np.ascontiguousarray(vectors, dtype=np.float32).reshape(len(ids), self.dim)
+        if (ids < 0).any():
+            raise ValueError("movie ids must be non-negative (-1 is FAISS' 'no result')")
+        with self.lock.write():
+            if self.kind == "flat":
+                present = [i for i in ids.tolist() if i in self._live]
+                if present:
+                    self._index.remove_ids(np.array(present, dtype=np.int64))
+            self._index.add_with_ids(vectors, ids)
+            self._live.update(ids.tolist())
+            self._removed.difference_update(ids.tolist())
+
+    def remove(self, ids: list[int]) -> None:
+        with self.lock.write():
+            gone = [i for i in ids if i in self._live]
+            if not gone:
+                return
+            if self.kind == "flat":
+                self._index.remove_ids(np.array(gone, dtype=np.int64))
+            else:
+                self._removed.update(gone)
+            self._live.difference_update(gone)
+
+    def replace_all(self, ids: np.ndarray, vectors: np.ndarray) -> None:
+        """Build a fresh index off to the side, then swap it in (reads never see a half index)."""
+        fresh = VectorIndex(self.dim, self.kind, self.hnsw_m, self.ef_search)
+        if len(ids):
+            fresh.upsert(ids, vectors)
+        with self.lock.write():
+            self._index, self._live, self._removed = fresh._index, fresh._live, set()
+
+    # -- reads (concurrent) ---------------------------------------------------------------------
+    def __len__(self) -> int:
+        return len(self._live)
+
+    def ids(self) -> set[int]:
+        with self.lock.read():
+            return set(self._live)
+
+    def vector(self, movie_id: int) -> np.ndarray | None:
+        with self.lock.read():
+            if movie_id not in self._live:
+                return None
+            return self._index.reconstruct(int(movie_id))
+
+    def search(
+        self, query: np.ndarray, k: int, *, exclude: set[int] | None = None,
+        allowed: set[int] | None = None,
+    ) -> list[tuple[int, float]]:  # fmt: skip
+        """Top-k (movie id, cosine) for one unit query vector, best first."""
+        query = np.ascontiguousarray(query, dtype=np.float32).reshape(1, self.dim)
+        with self.lock.read():
+            blocked = set(exclude or ()) | self._removed
+            if allowed is not None:
+                allowed = allowed & self._live
+                candidates = len(allowed - blocked)
+                selector = faiss.IDSelectorBatch(np.array(sorted(allowed - blocked), dtype=np.int64))
+            else:
+                candidates = len(self._live - blocked)
+                selector = (
+                    faiss.IDSelectorNot(faiss.IDSelectorBatch(np.array(sorted(blocked), dtype=np.int64)))
+                    if blocked else None
+                )  # fmt: skip
+            k = min(k, candidates)
+            if k <= 0:
+                return []
+            fetch = k if self.kind == "flat" else min(len(self._live), 2 * k + 16)
+            if self.kind == "flat":
+                params = faiss.SearchParameters(sel=selector) if selector else None
+            else:
+                params = faiss.SearchParametersHNSW(efSearch=max(self.ef_search, fetch))
+                if selector:
+                    params.sel = selector
+            scores, labels = self._index.search(query, fetch, params=params)
+            found = [int(i) for i in labels[0] if i != -1]
+            if self.kind == "flat":
+                return list(zip(found, scores[0][: len(found)].tolist(), strict=True))
+            # HNSW: replaced ids may appear twice or with a stale vector: rescore exactly.
+            unique = list(dict.fromkeys(i for i in found if i in self._live))
+            current = np.stack([self._index.reconstruct(i) for i in unique]) if unique else None
+            rescored = [] if current is None else (current @ query[0]).tolist()
+            return sorted(zip(unique, rescored, strict=True), key=lambda p: -p[1])[:k]
+
+    # -- snapshots ------------------------------------------------------------------------------
+    def save(self, directory: Path, *, last_seq: int, model_version: str) -> Manifest:
+        """Index first, manifest last, each via temp file + fsync + rename. The manifest carries a
+        checksum of the index file, so any torn state is detected at load and rebuilt."""
+        directory.mkdir(parents=True, exist_ok=True)
+        with self.lock.read():
+            data = faiss.serialize_index(self._index).tobytes()
+            manifest = Manifest(last_seq=last_seq, count=len(self._live),
+                                sha256=hashlib.sha256(data).hexdigest(),
+                                model_version=model_version, kind=self.kind,
+                                removed=sorted(self._removed))  # fmt: skip
+        _write_atomic(directory / INDEX_FILE, data)
+        failpoint("snapshot_after_index_rename")
+        _write_atomic(directory / MANIFEST_FILE, json.dumps(manifest.__dict__).encode())
+        _fsync_dir(directory)
+        return manifest
+
+    def load(self, directory: Path, *, model_version: str) -> Manifest:
+        for stray in directory.glob("*.tmp"):
+            stray.unlink()
+        try:
+            manifest = Manifest(**json.loads((directory / MANIFEST_FILE).read_text()))
+            data = (directory / INDEX_FILE).read_bytes()
+        except (OSError, ValueError, TypeError) as exc:
+            raise SnapshotError(f"no readable snapshot in {directory}: {exc}") from exc
+        if hashlib.sha256(data).hexdigest() != manifest.sha256:
+            raise SnapshotError("snapshot checksum mismatch (torn or corrupted write)")
+        if manifest.model_version != model_version or manifest.kind != self.kind:
+            raise SnapshotError(
+                f"snapshot is for {manifest.model_version}/{manifest.kind}, "
+                f"serving {model_version}/{self.kind}"
+            )
+        index = faiss.deserialize_index(np.frombuffer(data, dtype=np.uint8))
+        if index.d != self.dim:
+            raise SnapshotError(f"snapshot dim {index.d} != {self.dim}")
+        ids = set(faiss.vector_to_array(index.id_map).tolist()) - set(manifest.removed)
+        if len(ids) != manifest.count:
+            raise SnapshotError("snapshot id count does not match its manifest")
+        if self.kind == "hnsw":
+            faiss.downcast_index(index.index).hnsw.efSearch = self.ef_search
+        with self.lock.write():
+            self._index, self._live, self._removed = index, ids, set(manifest.removed)
+        return manifest

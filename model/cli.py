@@ -1,0 +1,159 @@
+"""`movierec features | train | evaluate | plot`: the ML engineer's commands.
+
+Heavy imports happen inside each command so `movierec --help` is instant.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from model.config import DEFAULT_IMAGE_MODEL, DEFAULT_TEXT_MODEL, FUSION_PRESETS, TrainConfig
+from model.losses import LOSSES
+
+
+def add_model_commands(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("features", help="run the frozen encoders once over a dataset folder")
+    p.add_argument("dataset", type=Path, help="dataset folder (movies.csv, plots.csv, images/<id>/)")
+    p.add_argument("--out", type=Path, required=True, help="feature cache file (.safetensors)")
+    p.add_argument("--text-model", default=DEFAULT_TEXT_MODEL,
+                   help="HF id or local dir; 'rnn'/'lstm' store token ids; 'word2vec:FILE' for gensim vectors")  # fmt: skip
+    p.add_argument("--image-model", default=DEFAULT_IMAGE_MODEL, help="timm name or local-dir:DIR")
+    p.add_argument("--image-weights", help="local weights file for the image model")
+    p.add_argument("--image-size", type=int, help="override the image input size (CPU fallback)")
+    p.add_argument("--max-images", type=int, help="use at most this many images per movie")
+    p.add_argument("--batch-size", type=int, default=16)
+    p.add_argument("--device", default="auto")
+    p.set_defaults(func=cmd_features)
+
+    p = sub.add_parser("train", help="train the text-image network on a feature cache")
+    p.add_argument("dataset", type=Path)
+    p.add_argument("--features", type=Path, required=True)
+    p.add_argument("--out", type=Path, required=True, help="checkpoint directory to write")
+    p.add_argument("--preset", choices=FUSION_PRESETS, default="paper")
+    p.add_argument("--head", choices=("conv", "linear"), default="conv",
+                   help="conv: Table 6 network; linear: concat -> FC 256 (VSE++ style)")  # fmt: skip
+    d = TrainConfig()
+    p.add_argument("--loss", choices=LOSSES, default=d.loss)
+    p.add_argument("--distance", choices=("euclidean", "cosine"), default=d.distance)
+    p.add_argument("--margin", type=float, default=d.margin)
+    p.add_argument("--lr", type=float, default=d.lr)
+    p.add_argument("--batch-size", type=int, default=d.batch_size)
+    p.add_argument("--epochs", type=int, default=d.epochs)
+    p.add_argument("--patience", type=int, default=d.patience, help="early stopping, in epochs")
+    p.add_argument("--seed", type=int, default=d.seed, help="also the split seed")
+    p.add_argument("--related-only", action="store_true",
+                   help="similar = related (drop the thesis' same-genre-group rule)")  # fmt: skip
+    p.add_argument("--no-standardize", action="store_true", help="feed raw features (thesis)")
+    p.add_argument("--device", default="auto")
+    p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("evaluate", help="Recall@k / nDCG / MRR of baselines and checkpoints")
+    p.add_argument("dataset", type=Path)
+    p.add_argument("--features", type=Path, required=True)
+    p.add_argument("--checkpoint", action="append", default=[], metavar="NAME=DIR",
+                   help="a trained checkpoint to compare (repeatable)")  # fmt: skip
+    p.add_argument("--out", type=Path, default=Path("eval/results"),
+                   help="report path stem: writes .md and .json")  # fmt: skip
+    p.add_argument("--seed", type=int, default=0, help="split seed (same as training)")
+    p.add_argument("--related-only", action="store_true")
+    p.set_defaults(func=cmd_evaluate)
+
+    p = sub.add_parser("plot", help="2-D PCA of test embeddings coloured by genre group (PNG)")
+    p.add_argument("dataset", type=Path)
+    p.add_argument("--features", type=Path, required=True)
+    p.add_argument("--checkpoint", type=Path, help="omit to plot the training-free baseline")
+    p.add_argument("--out", type=Path, default=Path("eval/genre_pca.png"))
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--all", action="store_true", help="plot every movie, not only the test split")
+    p.set_defaults(func=cmd_plot)
+
+
+def _fail(message: str) -> int:
+    print(f"error: {message}", file=sys.stderr)
+    return 2
+
+
+def cmd_features(args: argparse.Namespace) -> int:
+    from model.data import load_dataset
+    from model.features import compute_features
+
+    dataset = load_dataset(args.dataset)
+    cache = compute_features(
+        dataset, text_model=args.text_model, image_model=args.image_model,
+        image_weights=args.image_weights, image_size=args.image_size,
+        max_images=args.max_images, device=args.device, batch_size=args.batch_size,
+    )  # fmt: skip
+    cache.save(args.out)
+    print(f"wrote {args.out}: {len(cache.ids)} movies, text {cache.text.shape}, "
+          f"image {cache.image.shape}, {cache.meta['movies_without_images']} without images")  # fmt: skip
+    return 0
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from model.data import load_dataset
+    from model.features import FeatureCache
+    from model.train import train
+
+    cfg = TrainConfig(
+        loss=args.loss, distance=args.distance, margin=args.margin, lr=args.lr,
+        batch_size=args.batch_size, epochs=args.epochs, patience=args.patience, seed=args.seed,
+        related_only=args.related_only,
+    )  # fmt: skip
+    result = train(
+        FeatureCache.load(args.features), load_dataset(args.dataset), out_dir=args.out, cfg=cfg,
+        preset=args.preset, head=args.head, device=args.device,
+        standardize=not args.no_standardize,
+    )  # fmt: skip
+    print(json.dumps({"checkpoint": str(args.out), **result.__dict__}, indent=2))
+    return 0
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    from model.data import load_dataset
+    from model.evaluate import evaluate_methods, to_markdown, write_report
+    from model.features import FeatureCache
+
+    checkpoints = {}
+    for item in args.checkpoint:
+        if "=" not in item:
+            return _fail(f"--checkpoint wants NAME=DIR, got {item!r}")
+        name, directory = item.split("=", 1)
+        checkpoints[name] = directory
+    results = evaluate_methods(
+        FeatureCache.load(args.features), load_dataset(args.dataset), checkpoints=checkpoints,
+        seed=args.seed, related_only=args.related_only,
+    )  # fmt: skip
+    print(to_markdown(results))
+    md, js = write_report(results, args.out)
+    print(f"\nwrote {md} and {js}")
+    return 0
+
+
+def cmd_plot(args: argparse.Namespace) -> int:
+    import torch
+
+    from model.checkpoint import load_checkpoint
+    from model.data import load_dataset, split_ids
+    from model.evaluate import concat_cosine_vectors
+    from model.features import FeatureCache
+    from model.plot import plot_genre_pca
+    from model.train import FeatureTable, embed_table
+
+    dataset = load_dataset(args.dataset)
+    cache = FeatureCache.load(args.features)
+    ids = dataset.ids if args.all else split_ids(dataset.ids, seed=args.seed).test
+    if args.checkpoint:
+        model, _ = load_checkpoint(args.checkpoint)
+        vectors = embed_table(model, FeatureTable(cache, ids, torch.device("cpu")))
+        title = f"{args.checkpoint.name}: {len(ids)} movies by genre group"
+    else:
+        rows = cache.rows(ids)
+        vectors = concat_cosine_vectors(cache.text[rows], cache.image[rows])
+        title = f"training-free concat features: {len(ids)} movies by genre group"
+    groups = dataset.by_id()
+    path = plot_genre_pca(vectors, [groups[i].groups for i in ids], args.out, title)
+    print(f"wrote {path}")
+    return 0

@@ -1,0 +1,78 @@
+"""MovieEmbedder: the trainable part between cached encoder features and the 256-d space.
+
+    text features (or token ids -> RNN/LSTM tower) ---+
+                                                      +-> standardise -> head -> (B, 256) unit vectors
+    image features (mean over the movie's images) ---+
+
+head = "conv" is the thesis' text-image network (Table 6); "linear" is concat -> FC (VSE++ style).
+Input standardisation (train-set mean/std, stored as buffers) keeps KoBERT and EfficientNet features,
+whose scales differ by an order of magnitude, from drowning each other.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any, Literal
+
+import torch
+from torch import nn
+
+from model.config import FusionConfig
+from model.fusion import ConcatLinear, TextImageNet
+from model.seqtext import RecurrentTextEncoder
+
+
+@dataclass
+class EmbedderSpec:
+    fusion: FusionConfig
+    head: Literal["conv", "linear"] = "conv"
+    text_tower: Literal["rnn", "lstm"] | None = None  # None: cached frozen text features
+    vocab_size: int | None = None
+    standardize: bool = True
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["fusion"] = self.fusion.to_dict()
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> EmbedderSpec:
+        data = dict(data)
+        data["fusion"] = FusionConfig.from_dict(data["fusion"])
+        return cls(**data)
+
+
+class MovieEmbedder(nn.Module):
+    def __init__(self, spec: EmbedderSpec) -> None:
+        super().__init__()
+        self.spec = spec
+        cfg = spec.fusion
+        self.text_tower = (
+            RecurrentTextEncoder(spec.vocab_size or 2, spec.text_tower, out_dim=cfg.text_dim)
+            if spec.text_tower
+            else None
+        )
+        self.head: nn.Module = (
+            TextImageNet(cfg) if spec.head == "conv"
+            else ConcatLinear(cfg.text_dim, cfg.image_dim, cfg.out_dim)
+        )  # fmt: skip
+        self.register_buffer("in_mean", torch.zeros(cfg.in_dim))
+        self.register_buffer("in_std", torch.ones(cfg.in_dim))
+
+    def fit_standardizer(self, text: torch.Tensor | None, image: torch.Tensor) -> None:
+        """Set the input mean/std from training features (text None when a text tower is trained)."""
+        if not self.spec.standardize:
+            return
+        t_dim = self.spec.fusion.text_dim
+        if text is not None:
+            self.in_mean[:t_dim] = text.mean(0)
+            self.in_std[:t_dim] = text.std(0).clamp_min(1e-6)
+        self.in_mean[t_dim:] = image.mean(0)
+        self.in_std[t_dim:] = image.std(0).clamp_min(1e-6)
+
+    def forward(self, text: torch.Tensor, image: torch.Tensor) -> torch.Tensor:
+        if self.text_tower is not None:
+            text = self.text_tower(text)
+        x = (torch.cat([text, image], dim=1) - self.in_mean) / self.in_std
+        t_dim = self.spec.fusion.text_dim
+        return self.head(x[:, :t_dim], x[:, t_dim:])  # (B, out_dim), unit norm

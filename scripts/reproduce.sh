@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# Reproduce docs/REPRODUCTION.md on the dev dataset with the offline encoders (CPU, small preset).
+#   scripts/reproduce.sh [OUT_DIR]          (needs ../shared; about 25 minutes on 2 cores)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+SHARED=${MOVIEREC_SHARED:-../shared}
+DATA=$SHARED/data/tmdb-similar
+OUT=${1:-runs/reproduction}
+PRESET=${PRESET:-small}
+BATCH=${BATCH:-64}        # 640 training movies: batch 512 would give one step per epoch
+EPOCHS=${EPOCHS:-100}
+export HF_HUB_OFFLINE=1
+MR=${MOVIEREC:-.venv/bin/movierec}
+mkdir -p "$OUT"
+start=$(date +%s)
+[ -f "$OUT/features.safetensors" ] || $MR features "$DATA" --out "$OUT/features.safetensors" \
+  --text-model "$SHARED/models/all-MiniLM-L6-v2" --image-model tf_efficientnet_lite0 \
+  --image-weights "$SHARED/models/tf_efficientnet_lite0/model.safetensors"
+feat=$(date +%s)
+train() { # name loss head
+  $MR train "$DATA" --features "$OUT/features.safetensors" --out "$OUT/$1" --loss "$2" --head "$3" \
+    --preset "$PRESET" --batch-size "$BATCH" --epochs "$EPOCHS" --patience 10 > "$OUT/$1.train.json"
+}
+train contrastive contrastive conv
+train triplet-hard triplet-hard conv
+train triplet-semihard triplet-semihard conv
+train vsepp vsepp linear
+train proposed improved conv
+train improved-linear improved linear
+trained=$(date +%s)
+$MR evaluate "$DATA" --features "$OUT/features.safetensors" --out "$OUT/results" \
+  --checkpoint "contrastive loss, same network=$OUT/contrastive" \
+  --checkpoint "triplet loss, hard negatives, same network=$OUT/triplet-hard" \
+  --checkpoint "triplet loss, semi-hard negatives, same network=$OUT/triplet-semihard" \
+  --checkpoint "VSE++ style: concat -> FC 256, max-of-hinges=$OUT/vsepp" \
+  --checkpoint "proposed: Table 6 network + improved loss=$OUT/proposed" \
+  --checkpoint "improved loss, concat -> FC 256 head=$OUT/improved-linear"
+$MR plot "$DATA" --features "$OUT/features.safetensors" --checkpoint "$OUT/proposed" --out "$OUT/genre_pca_proposed.png"
+$MR plot "$DATA" --features "$OUT/features.safetensors" --checkpoint "$OUT/improved-linear" --out "$OUT/genre_pca_linear.png"
+$MR plot "$DATA" --features "$OUT/features.safetensors" --out "$OUT/genre_pca_concat.png"
+end=$(date +%s)
+echo "wall seconds: features $((feat - start)), training $((trained - feat)), evaluate+plot $((end - trained))" | tee "$OUT/wall_time.txt"

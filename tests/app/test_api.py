@@ -1,0 +1,131 @@
+"""The API end to end on SQLite and PostgreSQL (tiny encoders, real FAISS, real databases)."""
+
+import pytest
+
+from tests.app.util import post_movie
+
+CATALOG = [
+    ("Night of the Ghost", "a ghost haunts a dark house at night", ["Horror"], 1),
+    ("House of Screams", "a family moves into a dark house where a ghost lives", ["Horror", "Thriller"], 2),
+    ("Space War", "space ships fight an alien war far from earth", ["Science Fiction", "Action"], 3),
+    ("Laugh Club", "a comedy about friends who start a band", ["Comedy"], 4),
+    ("유령의 집", "a ghost and a murder in an old house", ["공포(호러)"], 5),
+    ("The Dog", "a young boy and his dog save the school", ["Family", "Animation"], 6),
+]
+
+
+@pytest.fixture
+def catalog(client):
+    ids = []
+    for title, plot, genres, seed in CATALOG:
+        r = post_movie(client, title=title, plot=plot, genres=genres, seed=seed, external_id=f"ext-{seed}")
+        assert r.status_code == 201, r.text
+        ids.append(r.json()["id"])
+    return ids
+
+
+def test_create_read_and_list(client, catalog):
+    r = client.get(f"/movies/{catalog[4]}")
+    assert r.status_code == 200
+    body = r.json()
+    assert body["title"] == "유령의 집"
+    assert [g["id"] for g in body["genre_groups"]] == [6]
+    assert body["model_version"].startswith("fallback-random-projection")
+    assert body["image_count"] == 2
+    page = client.get("/movies", params={"limit": 2, "offset": 1}).json()
+    assert page["total"] == 6 and [m["id"] for m in page["items"]] == catalog[1:3]
+    horror = client.get("/movies", params={"genre_group": 6}).json()
+    assert {m["id"] for m in horror["items"]} == {catalog[0], catalog[1], catalog[4]}
+
+
+def test_same_external_id_replaces_the_movie(client, catalog):
+    before = client.get(f"/movies/{catalog[0]}").json()
+    r = post_movie(client, title="Night of the Ghost (director's cut)", plot="a longer cut",
+                   genres=["Comedy"], seed=9, external_id="ext-1")  # fmt: skip
+    assert r.status_code == 200
+    after = r.json()
+    assert after["id"] == before["id"] and after["title"].endswith("cut)")
+    assert [g["id"] for g in after["genre_groups"]] == [9]
+    assert client.get("/movies").json()["total"] == 6
+
+
+def test_similar_movies_with_explanations(client, catalog):
+    r = client.get(f"/movies/{catalog[0]}/similar", params={"k": 3})
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert body["query"]["id"] == catalog[0]
+    results = body["results"]
+    assert len(results) == 3
+    assert catalog[0] not in [x["movie"]["id"] for x in results]
+    scores = [x["score"] for x in results]
+    assert scores == sorted(scores, reverse=True)
+    for x in results:
+        e = x["explanation"]
+        assert e["query_groups"] == ["Horror/Thriller/Mystery"]
+        assert e["driver"] in ("plot", "images", "both")
+        assert -1 <= e["text_similarity"] <= 1 and -1 <= e["image_similarity"] <= 1
+        assert "plots" in e["reason"] and "stills" in e["reason"]
+        if e["shared_groups"]:
+            assert e["reason"].startswith("Both Horror/Thriller/Mystery")
+
+
+def test_similar_exclude_and_genre_filter(client, catalog):
+    all5 = [x["movie"]["id"] for x in client.get(f"/movies/{catalog[0]}/similar").json()["results"]]
+    assert sorted(all5) == sorted(catalog[1:])
+    r = client.get(f"/movies/{catalog[0]}/similar", params={"exclude": [catalog[1], catalog[2]]})
+    ids = [x["movie"]["id"] for x in r.json()["results"]]
+    assert catalog[1] not in ids and catalog[2] not in ids and len(ids) == 3
+    r = client.get(f"/movies/{catalog[0]}/similar", params={"genre_group": 6})
+    assert {x["movie"]["id"] for x in r.json()["results"]} == {catalog[1], catalog[4]}
+
+
+def test_patch_changes_metadata_not_the_vector(client, catalog):
+    before = client.get(f"/movies/{catalog[3]}/similar", params={"k": 5}).json()["results"]
+    r = client.patch(f"/movies/{catalog[3]}", json={"title": "Laugh Club 2", "genres": ["Drama"], "year": 2001})
+    assert r.status_code == 200, r.text
+    assert r.json()["title"] == "Laugh Club 2" and r.json()["year"] == 2001
+    assert [g["id"] for g in r.json()["genre_groups"]] == [1]
+    after = client.get(f"/movies/{catalog[3]}/similar", params={"k": 5}).json()["results"]
+    assert [(x["movie"]["id"], x["score"]) for x in before] == [(x["movie"]["id"], x["score"]) for x in after]
+
+
+def test_delete_is_gone_from_results_at_once(client, catalog):
+    assert client.delete(f"/movies/{catalog[1]}").status_code == 204
+    assert client.get(f"/movies/{catalog[1]}").status_code == 404
+    for movie_id in (catalog[0], catalog[2]):
+        ids = [x["movie"]["id"] for x in client.get(f"/movies/{movie_id}/similar").json()["results"]]
+        assert catalog[1] not in ids
+    assert client.delete(f"/movies/{catalog[1]}").json()["error"] == "MovieNotFound"
+    # a new movie never reuses a deleted id
+    r = post_movie(client, title="New", plot="a new film", seed=40)
+    assert r.json()["id"] > max(catalog)
+
+
+def test_movie_without_genres_gets_an_inferred_group(client):
+    for i in range(4):
+        assert post_movie(client, title=f"H{i}", genres=["Horror"], seed=1).status_code == 201
+        assert post_movie(client, title=f"C{i}", plot="friends laugh in a band", genres=["Comedy"],
+                          seed=30).status_code == 201  # fmt: skip
+    r = post_movie(client, title="Unknown", plot="a ghost haunts a dark house at night", genres=None, seed=1)
+    groups = r.json()["genre_groups"]
+    assert groups and groups[0]["id"] == 6 and groups[0]["inferred"] is True
+    assert 0 < groups[0]["confidence"] <= 1
+
+
+def test_genre_groups_health_and_ready(client, catalog):
+    groups = client.get("/genre-groups").json()
+    assert len(groups) == 10
+    horror = next(g for g in groups if g["id"] == 6)
+    assert horror["size"] == 3 and 0 < horror["tightness"] <= 1
+    assert next(g for g in groups if g["id"] == 10)["tightness"] is None
+    assert client.get("/health").json() == {"status": "ok"}
+    ready = client.get("/ready").json()
+    assert ready["status"] == "ready" and ready["index_consistent"] and ready["indexed"] == 6
+    assert ready["fallback_model"] is True
+
+
+def test_openapi_docs_declare_error_bodies(client):
+    spec = client.get("/openapi.json").json()
+    assert "ErrorBody" in spec["components"]["schemas"]
+    assert "404" in spec["paths"]["/movies/{movie_id}/similar"]["get"]["responses"]
+    assert client.get("/docs").status_code == 200
