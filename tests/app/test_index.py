@@ -1,0 +1,86 @@
+import numpy as np
+import pytest
+
+from app.search.index import INDEX_FILE, MANIFEST_FILE, SnapshotError, VectorIndex
+
+
+def clustered(n=400, dim=16, seed=0):
+    """Structured vectors (8 clusters), never i.i.d. noise."""
+    rng = np.random.default_rng(seed)
+    centres = rng.normal(size=(8, dim))
+    x = centres[rng.integers(0, 8, n)] + 0.3 * rng.normal(size=(n, dim))
+    return (x / np.linalg.norm(x, axis=1, keepdims=True)).astype(np.float32)
+
+
+def exact_top(x, ids, q, k, skip=()):
+    scores = x @ q
+    order = [ids[i] for i in np.argsort(-scores) if ids[i] not in skip]
+    return order[:k]
+
+
+@pytest.mark.parametrize("kind", ["flat", "hnsw"])
+def test_upsert_search_remove_replace(kind):
+    x = clustered()
+    ids = np.arange(10, 410)
+    index = VectorIndex(16, kind)
+    index.upsert(ids, x)
+    assert len(index) == 400
+    hits = index.search(x[0], 10, exclude={10})
+    assert 10 not in [h[0] for h in hits] and len(hits) == 10
+    truth = exact_top(x, ids, x[0], 10, skip={10})
+    recall = len({h[0] for h in hits} & set(truth)) / 10
+    assert recall >= (1.0 if kind == "flat" else 0.8)
+    index.remove([int(hits[0][0])])
+    assert hits[0][0] not in [h[0] for h in index.search(x[0], 10)]
+    # replace id 11 by the query's own vector: it must come back first with score ~1
+    index.upsert(np.array([11]), x[0][None])
+    top = index.search(x[0], 3, exclude={10})
+    assert top[0][0] == 11 and top[0][1] == pytest.approx(1.0, abs=1e-4)
+    assert len([h for h in index.search(x[0], 50) if h[0] == 11]) == 1
+    np.testing.assert_allclose(index.vector(11), x[0], atol=1e-6)
+
+
+def test_allowed_filter_and_small_catalogue():
+    x = clustered(20)
+    index = VectorIndex(16)
+    index.upsert(np.arange(20), x)
+    hits = index.search(x[0], 10, allowed={1, 2, 3}, exclude={2})
+    assert {h[0] for h in hits} == {1, 3}
+    assert len(index.search(x[0], 100, exclude={0})) == 19
+    assert VectorIndex(16).search(x[0], 5) == []
+
+
+def test_negative_ids_rejected():
+    with pytest.raises(ValueError):
+        VectorIndex(4).upsert(np.array([-1]), np.ones((1, 4), np.float32))
+
+
+@pytest.mark.parametrize("kind", ["flat", "hnsw"])
+def test_snapshot_round_trip(tmp_path, kind):
+    x = clustered(100)
+    index = VectorIndex(16, kind)
+    index.upsert(np.arange(100), x)
+    index.remove([5, 6])
+    index.save(tmp_path, last_seq=42, model_version="m1")
+    again = VectorIndex(16, kind)
+    manifest = again.load(tmp_path, model_version="m1")
+    assert manifest.last_seq == 42 and again.ids() == index.ids()
+    assert again.search(x[7], 5) == index.search(x[7], 5)
+    assert not list(tmp_path.glob("*.tmp"))
+
+
+def test_bad_snapshots_are_detected(tmp_path):
+    index = VectorIndex(16)
+    index.upsert(np.arange(10), clustered(10))
+    with pytest.raises(SnapshotError):
+        VectorIndex(16).load(tmp_path, model_version="m1")  # missing
+    index.save(tmp_path, last_seq=1, model_version="m1")
+    with pytest.raises(SnapshotError, match="serving"):
+        VectorIndex(16).load(tmp_path, model_version="m2")  # another model
+    data = (tmp_path / INDEX_FILE).read_bytes()
+    (tmp_path / INDEX_FILE).write_bytes(data[: len(data) // 2])  # truncated
+    with pytest.raises(SnapshotError, match="checksum"):
+        VectorIndex(16).load(tmp_path, model_version="m1")
+    (tmp_path / MANIFEST_FILE).write_text("{not json")
+    with pytest.raises(SnapshotError):
+        VectorIndex(16).load(tmp_path, model_version="m1")

@@ -1,0 +1,109 @@
+"""The `movierec` command line end to end on a synthetic dataset with tiny encoders."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+from fastapi.testclient import TestClient
+
+from app.cli import build_parser, main
+from tests.model.dataset_fixture import write_dataset
+
+COMMANDS = ["serve", "migrate", "import", "reindex", "features", "train", "evaluate", "plot"]
+
+
+@pytest.mark.parametrize("command", COMMANDS)
+def test_every_subcommand_has_help(command, capsys):
+    with pytest.raises(SystemExit) as exc:
+        build_parser().parse_args([command, "--help"])
+    assert exc.value.code == 0
+    assert "usage: movierec " + command in capsys.readouterr().out
+
+
+def test_console_script_is_installed():
+    out = subprocess.run([sys.executable, "-m", "app.cli", "--help"], capture_output=True, text=True)
+    assert out.returncode == 0 and "features" in out.stdout
+
+
+@pytest.fixture(scope="module")
+def pipeline(tmp_path_factory, tiny_models):
+    root = tmp_path_factory.mktemp("pipeline")
+    ds = write_dataset(root / "ds", n=40)
+    feats = root / "features.safetensors"
+    assert main(["features", str(ds), "--out", str(feats), "--text-model", tiny_models["text_model"],
+                 "--image-model", "test_efficientnet", "--image-weights",
+                 tiny_models["image_weights"], "--device", "cpu"]) == 0  # fmt: skip
+    ckpt = root / "linear"
+    assert main(["train", str(ds), "--features", str(feats), "--out", str(ckpt), "--head", "linear",
+                 "--batch-size", "8", "--epochs", "3", "--device", "cpu"]) == 0  # fmt: skip
+    return {"root": root, "ds": ds, "features": feats, "ckpt": ckpt}
+
+
+def test_features_train_evaluate_plot(pipeline, capsys):
+    from model.features import FeatureCache
+
+    cache = FeatureCache.load(pipeline["features"])
+    assert cache.text.shape == (40, 32) and cache.image.shape == (40, 256)
+    assert cache.meta["image_model"] == "test_efficientnet"
+    config = json.loads((pipeline["ckpt"] / "config.json").read_text())
+    assert config["spec"]["head"] == "linear" and config["train"]["loss"] == "improved"
+    assert config["data"]["movies"] == 40 and "best_val_loss" in config["result"]
+    log = [json.loads(x) for x in pipeline["ckpt"].with_name("linear.log.jsonl").read_text().splitlines()]
+    assert [r["epoch"] for r in log] == [0, 1, 2, 3] and "val_thesis_recall@20" in log[1]
+
+    out = pipeline["root"] / "report"
+    assert main(["evaluate", str(pipeline["ds"]), "--features", str(pipeline["features"]),
+                 "--out", str(out), "--checkpoint", f"mine={pipeline['ckpt']}"]) == 0  # fmt: skip
+    results = json.loads(out.with_suffix(".json").read_text())
+    assert {"mine", "K-NN on 2-D PCA", "untrained: concat -> random FC 256",
+            "cosine on concat features (training-free)"} == set(results)  # fmt: skip
+    assert "| mine |" in out.with_suffix(".md").read_text()
+    png = pipeline["root"] / "pca.png"
+    assert main(["plot", str(pipeline["ds"]), "--features", str(pipeline["features"]),
+                 "--checkpoint", str(pipeline["ckpt"]), "--out", str(png), "--all"]) == 0  # fmt: skip
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert main(["evaluate", str(pipeline["ds"]), "--features", str(pipeline["features"]),
+                 "--checkpoint", "no-equals-sign"]) == 2  # fmt: skip
+
+
+def test_lstm_text_tower_trains_jointly(pipeline, tiny_models):
+    feats = pipeline["root"] / "lstm.safetensors"
+    assert main(["features", str(pipeline["ds"]), "--out", str(feats), "--text-model", "lstm",
+                 "--image-model", "test_efficientnet", "--image-weights",
+                 tiny_models["image_weights"]]) == 0  # fmt: skip
+    ckpt = pipeline["root"] / "lstm"
+    assert main(["train", str(pipeline["ds"]), "--features", str(feats), "--out", str(ckpt),
+                 "--head", "linear", "--epochs", "2", "--batch-size", "8"]) == 0  # fmt: skip
+    config = json.loads((ckpt / "config.json").read_text())
+    assert config["spec"]["text_tower"] == "lstm" and config["spec"]["vocab_size"] > 10
+    out = pipeline["root"] / "lstm-report"
+    assert main(["evaluate", str(pipeline["ds"]), "--features", str(feats), "--out", str(out),
+                 "--checkpoint", f"lstm={ckpt}"]) == 0  # fmt: skip
+    assert set(json.loads(out.with_suffix(".json").read_text())) == {"lstm"}
+
+
+def test_import_then_reindex_with_a_checkpoint(pipeline, tiny_models, monkeypatch, tmp_path):
+    from app.config import Settings
+    from app.main import create_app
+
+    monkeypatch.chdir(tmp_path)  # no stray .env
+    for key, value in {"TEXT_MODEL": tiny_models["text_model"], "IMAGE_MODEL": "test_efficientnet",
+                       "IMAGE_WEIGHTS": tiny_models["image_weights"], "DEVICE": "cpu",
+                       "DATA_DIR": str(tmp_path / "svc")}.items():  # fmt: skip
+        monkeypatch.setenv(f"MOVIEREC_{key}", value)
+    assert main(["import", str(pipeline["ds"]), "--batch-size", "16", "--limit", "30"]) == 0
+    assert main(["import", str(pipeline["ds"]), "--batch-size", "16"]) == 0  # resumes: 30 skipped
+    with TestClient(create_app(Settings())) as client:
+        ready = client.get("/ready").json()
+        assert ready["indexed"] == 40 and ready["fallback_model"] and ready["index_consistent"]
+        before = client.get("/movies/1/similar", params={"k": 5}).json()
+    monkeypatch.setenv("MOVIEREC_FUSION_CHECKPOINT", str(pipeline["ckpt"]))
+    assert main(["reindex"]) == 0
+    with TestClient(create_app(Settings())) as client:
+        ready = client.get("/ready").json()
+        assert ready["model_version"].startswith("fusion-") and ready["index_consistent"]
+        assert ready["indexed"] == 40
+        after = client.get("/movies/1/similar", params={"k": 5}).json()
+        assert after["model_version"] == ready["model_version"]
+        assert [r["score"] for r in after["results"]] != [r["score"] for r in before["results"]]
