@@ -39,7 +39,9 @@ def add_model_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--loss", choices=LOSSES, default=d.loss)
     p.add_argument("--distance", choices=("euclidean", "cosine"), default=d.distance)
     p.add_argument("--margin", type=float, default=d.margin)
-    p.add_argument("--lr", type=float, default=d.lr)
+    p.add_argument("--lr", type=float, default=None,
+                   help=f"default: {d.lr} (Table 8) at batch {d.batch_size}, scaled by "
+                        "sqrt(batch / 512) for other batch sizes")  # fmt: skip
     p.add_argument("--batch-size", type=int, default=d.batch_size)
     p.add_argument("--epochs", type=int, default=d.epochs)
     p.add_argument("--patience", type=int, default=d.patience, help="early stopping, in epochs")
@@ -97,8 +99,11 @@ def cmd_train(args: argparse.Namespace) -> int:
     from model.features import FeatureCache
     from model.train import train
 
+    from model.config import scaled_lr
+
+    lr = args.lr if args.lr is not None else scaled_lr(args.batch_size)
     cfg = TrainConfig(
-        loss=args.loss, distance=args.distance, margin=args.margin, lr=args.lr,
+        loss=args.loss, distance=args.distance, margin=args.margin, lr=lr,
         batch_size=args.batch_size, epochs=args.epochs, patience=args.patience, seed=args.seed,
         related_only=args.related_only,
     )  # fmt: skip

@@ -110,3 +110,10 @@ class TrainConfig:
     weight_decay: float = 0.0
     related_only: bool = False  # True: raw related pairs; False: related AND same genre group (thesis)
     extra: dict[str, Any] = field(default_factory=dict)
+
+
+def scaled_lr(batch_size: int, base_lr: float = 3e-4, base_batch: int = 512) -> float:
+    """Square-root scaling of Adam's learning rate with batch size, anchored at Table 8 (3e-4 at
+    512). Small catalogues need small batches to get more than one step per epoch; at batch 64 the
+    unscaled 3e-4 collapses the Table 6 network (docs/REPRODUCTION.md)."""
+    return base_lr * (batch_size / base_batch) ** 0.5
