@@ -26,6 +26,10 @@ def add_service_commands(sub: argparse._SubParsersAction) -> None:
                    help="re-embed movies already imported (default: skip them, so a rerun resumes)")  # fmt: skip
     p.set_defaults(func=cmd_import)
 
+    p = sub.add_parser("api-key", help="make a new API key and the MOVIEREC_API_KEYS entry for it")
+    p.add_argument("--scope", choices=("read", "write"), default="read")
+    p.set_defaults(func=cmd_api_key)
+
     p = sub.add_parser("reindex", help="recompute every vector from stored features with the "
                        "configured checkpoint and swap the index (service stopped)")  # fmt: skip
     p.set_defaults(func=cmd_reindex)
@@ -77,4 +81,13 @@ def cmd_reindex(args: argparse.Namespace) -> int:
     state = build_state(Settings())
     n = reindex(state)
     print(f"reindexed {n} movies with {state.model_version}")
+    return 0
+
+
+def cmd_api_key(args: argparse.Namespace) -> int:
+    from app.auth import hash_key, new_key
+
+    key = new_key()
+    print(f"key (give to the client, shown once): {key}")
+    print(f"add to MOVIEREC_API_KEYS (comma-separated): {args.scope}:{hash_key(key)}")
     return 0

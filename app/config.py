@@ -44,6 +44,9 @@ class Settings(BaseSettings):
     hnsw_ef_search: int = 128
     snapshot_every: int = 200  # write a snapshot after this many changes (and at shutdown)
 
+    # Access: "write:<sha256 hex>,read:<sha256 hex>"; empty = open (local use)
+    api_keys: str = ""
+
     # Limits
     max_body_bytes: int = 32 * MiB
     max_images: int = 16  # per movie

@@ -73,6 +73,9 @@ def make_lifespan(
         embedder = embedder_factory(settings) if embedder_factory else None
         state = await run_in_threadpool(build_state, settings, embedder)
         app.state.movierec = state
+        if app.state.keyring.open:
+            log.warning("NO API KEYS CONFIGURED: the API is open to anyone who can reach it. "
+                        "Set MOVIEREC_API_KEYS (movierec api-key) before exposing it.")  # fmt: skip
         log.info("movierec ready: model %s, %d movies indexed", state.model_version, len(state.index))
         try:
             yield

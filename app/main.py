@@ -7,6 +7,7 @@ from collections.abc import Callable
 from fastapi import FastAPI
 
 from app import health
+from app.auth import KeyRing
 from app.config import Settings
 from app.errors import install_error_handlers
 from app.lifespan import make_lifespan
@@ -26,6 +27,7 @@ def create_app(
         summary="Content-based 'more like this' for video catalogs, with genre-cluster reasons.",
         lifespan=make_lifespan(settings, embedder_factory),
     )
+    app.state.keyring = KeyRing.parse(settings.api_keys)
     install_error_handlers(app)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
     app.include_router(health.router)

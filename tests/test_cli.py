@@ -10,7 +10,7 @@ from fastapi.testclient import TestClient
 from app.cli import build_parser, main
 from tests.model.dataset_fixture import write_dataset
 
-COMMANDS = ["serve", "migrate", "import", "reindex", "features", "train", "evaluate", "plot"]
+COMMANDS = ["serve", "migrate", "import", "reindex", "api-key", "features", "train", "evaluate", "plot"]
 
 
 @pytest.mark.parametrize("command", COMMANDS)

@@ -5,8 +5,10 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, File, Form, Query, Response, UploadFile, status
+from fastapi import APIRouter, File, Form, Path, Query, Response, UploadFile, status
+from pydantic import Field
 
+from app.auth import Forbidden, Unauthorized, require_read, require_write
 from app.deps import SessionDep, StateDep
 from app.errors import (
     InvalidImage,
@@ -32,8 +34,11 @@ from app.movies.schemas import (
 from app.movies.text import split_genres
 from model.genres import GENRE_GROUPS
 
-router = APIRouter()
+router = APIRouter(responses=responses(Unauthorized, Forbidden))
 GroupId = Annotated[int, Query(ge=1, le=10, description="genre group 1..10 (GET /genre-groups)")]
+MAX_ID = 2**63 - 1  # ids are int64 in the database and in FAISS
+MovieId = Annotated[int, Path(ge=1, le=MAX_ID)]
+ExcludedId = Annotated[int, Field(ge=1, le=MAX_ID)]
 
 
 def _read_upload(upload: UploadFile, limit: int) -> service.Upload:
@@ -44,6 +49,7 @@ def _read_upload(upload: UploadFile, limit: int) -> service.Upload:
 
 @router.post(
     "/movies",
+    dependencies=[require_write],
     status_code=status.HTTP_201_CREATED,
     response_model=MovieRead,
     responses={200: {"model": MovieRead, "description": "replaced (external_id existed)"},
@@ -57,7 +63,7 @@ def create_movie(
     response: Response,
     title: Annotated[str, Form(min_length=1, max_length=500)],
     plot: Annotated[str, Form(min_length=1, max_length=20_000)],
-    images: Annotated[list[UploadFile], File(description="1..N JPEG, PNG or WebP files")],
+    images: Annotated[list[UploadFile], File(min_length=1, description="1..N JPEG, PNG or WebP files")],
     genres: Annotated[list[str] | None, Form(description="genre names, English or Korean")] = None,
     year: Annotated[int | None, Form(ge=1870, le=2200)] = None,
     external_id: Annotated[str | None, Form(min_length=1, max_length=255)] = None,
@@ -76,7 +82,7 @@ def create_movie(
     return service.movie_read(service.get_movie(session, movie.id))
 
 
-@router.get("/movies", response_model=MoviePage, summary="List movies, optionally by genre group")
+@router.get("/movies", response_model=MoviePage, dependencies=[require_read], summary="List movies, optionally by genre group")
 def list_movies(
     session: SessionDep,
     limit: Annotated[int, Query(ge=1, le=100)] = 20,
@@ -88,16 +94,17 @@ def list_movies(
                      offset=offset)  # fmt: skip
 
 
-@router.get("/movies/{movie_id}", response_model=MovieRead, responses=responses(MovieNotFound))
-def read_movie(session: SessionDep, movie_id: int) -> MovieRead:
+@router.get("/movies/{movie_id}", response_model=MovieRead, responses=responses(MovieNotFound),
+            dependencies=[require_read])  # fmt: skip
+def read_movie(session: SessionDep, movie_id: MovieId) -> MovieRead:
     return service.movie_read(service.get_movie(session, movie_id))
 
 
 @router.patch(
-    "/movies/{movie_id}", response_model=MovieRead, responses=responses(MovieNotFound, InvalidInput),
+    "/movies/{movie_id}", dependencies=[require_write], response_model=MovieRead, responses=responses(MovieNotFound, InvalidInput),
     summary="Update metadata (title, genres, year) without re-embedding",
 )  # fmt: skip
-def patch_movie(state: StateDep, session: SessionDep, movie_id: int, body: MovieUpdate) -> MovieRead:
+def patch_movie(state: StateDep, session: SessionDep, movie_id: MovieId, body: MovieUpdate) -> MovieRead:
     movie = service.update_movie(
         state, session, movie_id, title=body.title, genres=body.genres, year=body.year,
         fields=set(body.model_fields_set),
@@ -105,22 +112,25 @@ def patch_movie(state: StateDep, session: SessionDep, movie_id: int, body: Movie
     return service.movie_read(movie)
 
 
-@router.delete("/movies/{movie_id}", status_code=204, responses=responses(MovieNotFound))
-def delete_movie(state: StateDep, session: SessionDep, movie_id: int) -> Response:
+@router.delete("/movies/{movie_id}", status_code=204, responses=responses(MovieNotFound),
+               dependencies=[require_write])  # fmt: skip
+def delete_movie(state: StateDep, session: SessionDep, movie_id: MovieId) -> Response:
     service.delete_movie(state, session, movie_id)
     return Response(status_code=204)
 
 
 @router.get(
-    "/movies/{movie_id}/similar", response_model=SimilarMovies, responses=responses(MovieNotFound),
+    "/movies/{movie_id}/similar", dependencies=[require_read], response_model=SimilarMovies, responses=responses(MovieNotFound),
     summary="The k most similar movies, each with a genre-cluster explanation",
 )  # fmt: skip
 def read_similar_movies(
     state: StateDep,
     session: SessionDep,
-    movie_id: int,
+    movie_id: MovieId,
     k: Annotated[int, Query(ge=1, le=100)] = 20,
-    exclude: Annotated[list[int] | None, Query(max_length=1000, description="ids to leave out")] = None,
+    exclude: Annotated[
+        list[ExcludedId] | None, Query(max_length=1000, description="ids to leave out")
+    ] = None,
     genre_group: GroupId | None = None,
 ) -> SimilarMovies:
     query, results = service.similar_movies(
@@ -137,7 +147,7 @@ def read_similar_movies(
     )
 
 
-@router.get("/genre-groups", response_model=list[GenreGroupStats])
+@router.get("/genre-groups", response_model=list[GenreGroupStats], dependencies=[require_read])
 def read_genre_groups(state: StateDep, session: SessionDep) -> list[GenreGroupStats]:
     sizes = MovieRepository(session).group_sizes()
     return [

@@ -4,6 +4,7 @@ index update. The database commit is the acknowledgement; the index follows it."
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
 import numpy as np
 from sqlalchemy.orm import Session
@@ -27,6 +28,11 @@ class Upload:
     data: bytes
 
 
+def as_utc(value: datetime) -> datetime:
+    """SQLite drops the zone of stored datetimes; they are all written in UTC."""
+    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+
+
 def movie_read(movie: Movie) -> MovieRead:
     return MovieRead(
         id=movie.id, external_id=movie.external_id, title=movie.title, plot=movie.plot,
@@ -38,7 +44,7 @@ def movie_read(movie: Movie) -> MovieRead:
         ],
         model_version=movie.vector.model_version if movie.vector else None,
         image_count=movie.features.image_count if movie.features else None,
-        created_at=movie.created_at, updated_at=movie.updated_at,
+        created_at=as_utc(movie.created_at), updated_at=as_utc(movie.updated_at),
     )  # fmt: skip
 
 
