@@ -27,3 +27,7 @@ def shared_dir():
     if not (SHARED / "data" / "tmdb-similar" / "movies.csv").is_file():
         pytest.skip(SHARED_REASON)
     return SHARED
+
+
+def pytest_addoption(parser):
+    parser.addoption("--soak", action="store_true", help="run the long reliability tier")
