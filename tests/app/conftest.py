@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import create_engine, text
+from sqlalchemy.pool import NullPool
 
 from app.config import Settings
 from app.main import create_app
@@ -24,7 +25,8 @@ PG_ADMIN_URL = os.environ.get(
 def pg_database() -> Iterator[str]:
     """A throwaway database on the local server, dropped at the end of the session."""
     try:
-        admin = create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT",
+        # NullPool: a fresh connection each time, so the outage test's restart breaks nothing here
+        admin = create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT", poolclass=NullPool,
                               connect_args={"connect_timeout": 3})  # fmt: skip
         with admin.connect() as conn:
             conn.execute(text("SELECT 1"))
@@ -42,7 +44,7 @@ def pg_database() -> Iterator[str]:
 
 
 def reset_postgres(url: str) -> None:
-    engine = create_engine(url)
+    engine = create_engine(url, poolclass=NullPool)
     with engine.begin() as conn:
         conn.execute(text("DROP SCHEMA public CASCADE; CREATE SCHEMA public"))
     engine.dispose()
