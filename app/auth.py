@@ -43,7 +43,9 @@ class KeyRing:
                 continue
             scope, _, digest = item.partition(":")
             if scope not in SCOPES or len(digest) != 64:
-                raise ValueError(f"MOVIEREC_API_KEYS entry {item[:12]!r}...: want 'read|write:<sha256 hex>'")
+                raise ValueError(
+                    f"MOVIEREC_API_KEYS entry {item[:12]!r}...: want 'read|write:<sha256 hex>'"
+                )
             entries.append((scope, bytes.fromhex(digest)))
         return cls(tuple(entries))
 
@@ -52,7 +54,8 @@ class KeyRing:
         return not self.entries
 
     def scope_of(self, key: str) -> str | None:
-        """Compare against every entry (no early exit) so timing says nothing about which matched."""
+        """Compare against every entry (no early exit) so timing says nothing about which
+        matched."""
         digest = hashlib.sha256(key.encode()).digest()
         found = None
         for scope, stored in self.entries:

@@ -16,9 +16,14 @@ from model.features import load_images
 
 
 def import_dataset(
-    state: AppState, root: Path, *, batch_size: int = 32, max_images: int = 16,
-    limit: int | None = None, replace: bool = False,
-) -> dict[str, int]:  # fmt: skip
+    state: AppState,
+    root: Path,
+    *,
+    batch_size: int = 32,
+    max_images: int = 16,
+    limit: int | None = None,
+    replace: bool = False,
+) -> dict[str, int]:
     dataset = load_dataset(root, state.mapper)
     movies = dataset.movies[:limit] if limit else dataset.movies
     stats = {"imported": 0, "skipped": 0, "without_images": 0}
@@ -53,10 +58,15 @@ def import_dataset(
                     repo.set_groups(movie, assign_groups(state, m.genres, v))
                     session.flush()
                     movie.features = MovieFeatures(
-                        text_model=emb.text_model, image_model=emb.image_model, text=to_bytes(t),
-                        image=to_bytes(i), image_count=min(len(m.image_paths), max_images),
-                    )  # fmt: skip
-                    movie.vector = MovieVector(model_version=state.model_version, vector=to_bytes(v))
+                        text_model=emb.text_model,
+                        image_model=emb.image_model,
+                        text=to_bytes(t),
+                        image=to_bytes(i),
+                        image_count=min(len(m.image_paths), max_images),
+                    )
+                    movie.vector = MovieVector(
+                        model_version=state.model_version, vector=to_bytes(v)
+                    )
                     repo.log_change(movie.id, "upsert")
                     rows.append((movie.id, labelled_groups(movie), v))
                 session.commit()

@@ -1,4 +1,5 @@
-"""The `movierec` command line: model commands plus the service's serve / migrate / import / reindex."""
+"""The `movierec` command line: model commands plus the service's serve / migrate / import /
+reindex."""
 
 from __future__ import annotations
 

@@ -22,16 +22,22 @@ def add_service_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--batch-size", type=int, default=32, help="movies per encoder batch / commit")
     p.add_argument("--max-images", type=int, default=16, help="images per movie to encode")
     p.add_argument("--limit", type=int, help="import only the first N movies")
-    p.add_argument("--replace", action="store_true",
-                   help="re-embed movies already imported (default: skip them, so a rerun resumes)")  # fmt: skip
+    p.add_argument(
+        "--replace",
+        action="store_true",
+        help="re-embed movies already imported (default: skip them, so a rerun resumes)",
+    )
     p.set_defaults(func=cmd_import)
 
     p = sub.add_parser("api-key", help="make a new API key and the MOVIEREC_API_KEYS entry for it")
     p.add_argument("--scope", choices=("read", "write"), default="read")
     p.set_defaults(func=cmd_api_key)
 
-    p = sub.add_parser("reindex", help="recompute every vector from stored features with the "
-                       "configured checkpoint and swap the index (service stopped)")  # fmt: skip
+    p = sub.add_parser(
+        "reindex",
+        help="recompute every vector from stored features with the "
+        "configured checkpoint and swap the index (service stopped)",
+    )
     p.set_defaults(func=cmd_reindex)
 
 
@@ -64,11 +70,19 @@ def cmd_import(args: argparse.Namespace) -> int:
 
     logging.basicConfig(level=logging.INFO)
     state = build_state(Settings())
-    stats = import_dataset(state, args.dataset, batch_size=args.batch_size,
-                           max_images=args.max_images, limit=args.limit, replace=args.replace)  # fmt: skip
+    stats = import_dataset(
+        state,
+        args.dataset,
+        batch_size=args.batch_size,
+        max_images=args.max_images,
+        limit=args.limit,
+        replace=args.replace,
+    )
     snapshot(state)
-    print(f"imported {stats['imported']}, skipped {stats['skipped']} already present, "
-          f"{stats['without_images']} without images; index holds {len(state.index)} movies")
+    print(
+        f"imported {stats['imported']}, skipped {stats['skipped']} already present, "
+        f"{stats['without_images']} without images; index holds {len(state.index)} movies"
+    )
     return 0
 
 

@@ -21,7 +21,8 @@ class Base(DeclarativeBase):
 
 def make_engine(url: str) -> Engine:
     """SQLite: WAL + synchronous=FULL + foreign keys, so an acknowledged commit survives a crash.
-    PostgreSQL: pre-ping and a short connect timeout so an outage answers fast instead of hanging."""
+    PostgreSQL: pre-ping and a short connect timeout so an outage answers fast instead of
+    hanging."""
     if url.startswith("sqlite"):
         engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
 
@@ -35,8 +36,14 @@ def make_engine(url: str) -> Engine:
 
         return engine
     connect_args = {"connect_timeout": 2} if url.startswith("postgresql") else {}
-    return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=10,
-                         pool_timeout=5, connect_args=connect_args)  # fmt: skip
+    return create_engine(
+        url,
+        pool_pre_ping=True,
+        pool_size=10,
+        max_overflow=10,
+        pool_timeout=5,
+        connect_args=connect_args,
+    )
 
 
 def make_sessionmaker(engine: Engine) -> sessionmaker:

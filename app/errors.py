@@ -89,16 +89,25 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
-        names = {404: "NotFound", 405: "MethodNotAllowed", 413: "PayloadTooLarge",
-                 400: "BadRequest"}  # fmt: skip
-        return error_response(exc.status_code, names.get(exc.status_code, "HTTPError"),
-                              str(exc.detail), getattr(exc, "headers", None))  # fmt: skip
+        names = {
+            404: "NotFound",
+            405: "MethodNotAllowed",
+            413: "PayloadTooLarge",
+            400: "BadRequest",
+        }
+        return error_response(
+            exc.status_code,
+            names.get(exc.status_code, "HTTPError"),
+            str(exc.detail),
+            getattr(exc, "headers", None),
+        )
 
     @app.exception_handler(DBAPIError)
     async def _database(_: Request, exc: DBAPIError) -> JSONResponse:
         log.warning("database unavailable: %s", exc.__class__.__name__)
-        return error_response(503, "DatabaseUnavailable", "the database is unreachable; retry",
-                              {"Retry-After": "2"})  # fmt: skip
+        return error_response(
+            503, "DatabaseUnavailable", "the database is unreachable; retry", {"Retry-After": "2"}
+        )
 
     @app.exception_handler(Exception)
     async def _unexpected(_: Request, exc: Exception) -> JSONResponse:

@@ -18,8 +18,12 @@ def health() -> Health:
     return Health(status="ok")
 
 
-@router.get("/ready", response_model=Readiness, responses={503: {"model": Readiness}},
-            summary="Database reachable, models loaded, index consistent with the database")  # fmt: skip
+@router.get(
+    "/ready",
+    response_model=Readiness,
+    responses={503: {"model": Readiness}},
+    summary="Database reachable, models loaded, index consistent with the database",
+)
 def ready(state: StateDep, response: Response) -> Readiness:
     database, stored, consistent = True, -1, False
     try:
@@ -34,8 +38,13 @@ def ready(state: StateDep, response: Response) -> Readiness:
     if not ok:
         response.status_code = 503
     return Readiness(
-        status="ready" if ok else "not ready", database=database, models_loaded=True,
-        index_consistent=consistent, indexed=len(state.index), stored=stored,
-        model_version=state.model_version, fallback_model=state.embedder.fallback,
+        status="ready" if ok else "not ready",
+        database=database,
+        models_loaded=True,
+        index_consistent=consistent,
+        indexed=len(state.index),
+        stored=stored,
+        model_version=state.model_version,
+        fallback_model=state.embedder.fallback,
         index_kind=state.index.kind,
-    )  # fmt: skip
+    )

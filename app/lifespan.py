@@ -32,18 +32,29 @@ def build_state(settings: Settings, embedder: Embedder | None = None) -> AppStat
         upgrade_database(url)
     engine = make_engine(url)
     embedder = embedder or Embedder.from_settings(settings)
-    mapper = GenreMapper.from_file(settings.genre_map_file) if settings.genre_map_file else GenreMapper()
+    mapper = (
+        GenreMapper.from_file(settings.genre_map_file) if settings.genre_map_file else GenreMapper()
+    )
     state = AppState(
-        settings=settings, engine=engine, sessions=make_sessionmaker(engine), embedder=embedder,
-        index=VectorIndex(embedder.out_dim, settings.index_kind, settings.hnsw_m,
-                          settings.hnsw_ef_search),
-        centroids=GenreCentroids(embedder.out_dim), calibration=ModalityCalibration.from_features([]),
-        mapper=mapper, ingest_slots=threading.BoundedSemaphore(settings.max_concurrent_ingests),
-    )  # fmt: skip
+        settings=settings,
+        engine=engine,
+        sessions=make_sessionmaker(engine),
+        embedder=embedder,
+        index=VectorIndex(
+            embedder.out_dim, settings.index_kind, settings.hnsw_m, settings.hnsw_ef_search
+        ),
+        centroids=GenreCentroids(embedder.out_dim),
+        calibration=ModalityCalibration.from_features([]),
+        mapper=mapper,
+        ingest_slots=threading.BoundedSemaphore(settings.max_concurrent_ingests),
+    )
     stale = stale_vector_count(state)
     if stale:
-        log.warning("%d stored vectors were made by another model: reindexing to %s",
-                    stale, state.model_version)  # fmt: skip
+        log.warning(
+            "%d stored vectors were made by another model: reindexing to %s",
+            stale,
+            state.model_version,
+        )
         reindex(state, progress=False)
     open_index(state)
     load_centroids(state)
@@ -74,9 +85,13 @@ def make_lifespan(
         state = await run_in_threadpool(build_state, settings, embedder)
         app.state.movierec = state
         if app.state.keyring.open:
-            log.warning("NO API KEYS CONFIGURED: the API is open to anyone who can reach it. "
-                        "Set MOVIEREC_API_KEYS (movierec api-key) before exposing it.")  # fmt: skip
-        log.info("movierec ready: model %s, %d movies indexed", state.model_version, len(state.index))
+            log.warning(
+                "NO API KEYS CONFIGURED: the API is open to anyone who can reach it. "
+                "Set MOVIEREC_API_KEYS (movierec api-key) before exposing it."
+            )
+        log.info(
+            "movierec ready: model %s, %d movies indexed", state.model_version, len(state.index)
+        )
         try:
             yield
         finally:

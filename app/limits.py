@@ -28,9 +28,11 @@ class BodySizeLimit:
                 return
             if too_big:
                 response = error_response(
-                    413, "PayloadTooLarge",
-                    f"request body of {int(declared)} bytes exceeds the {self.max_bytes}-byte limit",
-                )  # fmt: skip
+                    413,
+                    "PayloadTooLarge",
+                    f"request body of {int(declared)} bytes exceeds the "
+                    f"{self.max_bytes}-byte limit",
+                )
                 await response(scope, receive, send)
                 return
         seen = 0
@@ -42,7 +44,9 @@ class BodySizeLimit:
                 seen += len(message.get("body", b""))
                 if seen > self.max_bytes:
                     # FastAPI re-raises HTTPException from body parsing; our handler renders it.
-                    raise HTTPException(413, f"request body exceeds the {self.max_bytes}-byte limit")
+                    raise HTTPException(
+                        413, f"request body exceeds the {self.max_bytes}-byte limit"
+                    )
             return message
 
         await self.app(scope, limited_receive, send)

@@ -50,7 +50,9 @@ def load_checkpoint(directory: str | Path, device: str | torch.device = "cpu"):
     directory = Path(directory)
     cfg_path, weights = directory / "config.json", directory / "model.safetensors"
     if not cfg_path.is_file() or not weights.is_file():
-        raise FileNotFoundError(f"{directory} is not a movierec checkpoint (config.json + model.safetensors)")
+        raise FileNotFoundError(
+            f"{directory} is not a movierec checkpoint (config.json + model.safetensors)"
+        )
     config = json.loads(cfg_path.read_text(encoding="utf-8"))
     if config.get("format") != FORMAT:
         raise ValueError(f"{directory}: unsupported checkpoint format {config.get('format')!r}")

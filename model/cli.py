@@ -16,10 +16,15 @@ from model.losses import LOSSES
 
 def add_model_commands(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("features", help="run the frozen encoders once over a dataset folder")
-    p.add_argument("dataset", type=Path, help="dataset folder (movies.csv, plots.csv, images/<id>/)")
+    p.add_argument(
+        "dataset", type=Path, help="dataset folder (movies.csv, plots.csv, images/<id>/)"
+    )
     p.add_argument("--out", type=Path, required=True, help="feature cache file (.safetensors)")
-    p.add_argument("--text-model", default=DEFAULT_TEXT_MODEL,
-                   help="HF id or local dir; 'rnn'/'lstm' store token ids; 'word2vec:FILE' for gensim vectors")  # fmt: skip
+    p.add_argument(
+        "--text-model",
+        default=DEFAULT_TEXT_MODEL,
+        help="HF id or local dir; 'rnn'/'lstm' store token ids; 'word2vec:FILE' for gensim vectors",
+    )
     p.add_argument("--image-model", default=DEFAULT_IMAGE_MODEL, help="timm name or local-dir:DIR")
     p.add_argument("--image-weights", help="local weights file for the image model")
     p.add_argument("--image-size", type=int, help="override the image input size (CPU fallback)")
@@ -33,21 +38,32 @@ def add_model_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--features", type=Path, required=True)
     p.add_argument("--out", type=Path, required=True, help="checkpoint directory to write")
     p.add_argument("--preset", choices=FUSION_PRESETS, default="paper")
-    p.add_argument("--head", choices=("conv", "linear"), default="conv",
-                   help="conv: Table 6 network; linear: concat -> FC 256 (VSE++ style)")  # fmt: skip
+    p.add_argument(
+        "--head",
+        choices=("conv", "linear"),
+        default="conv",
+        help="conv: Table 6 network; linear: concat -> FC 256 (VSE++ style)",
+    )
     d = TrainConfig()
     p.add_argument("--loss", choices=LOSSES, default=d.loss)
     p.add_argument("--distance", choices=("euclidean", "cosine"), default=d.distance)
     p.add_argument("--margin", type=float, default=d.margin)
-    p.add_argument("--lr", type=float, default=None,
-                   help=f"default: {d.lr} (Table 8) at batch {d.batch_size}, scaled by "
-                        "sqrt(batch / 512) for other batch sizes")  # fmt: skip
+    p.add_argument(
+        "--lr",
+        type=float,
+        default=None,
+        help=f"default: {d.lr} (Table 8) at batch {d.batch_size}, scaled by "
+        "sqrt(batch / 512) for other batch sizes",
+    )
     p.add_argument("--batch-size", type=int, default=d.batch_size)
     p.add_argument("--epochs", type=int, default=d.epochs)
     p.add_argument("--patience", type=int, default=d.patience, help="early stopping, in epochs")
     p.add_argument("--seed", type=int, default=d.seed, help="also the split seed")
-    p.add_argument("--related-only", action="store_true",
-                   help="similar = related (drop the thesis' same-genre-group rule)")  # fmt: skip
+    p.add_argument(
+        "--related-only",
+        action="store_true",
+        help="similar = related (drop the thesis' same-genre-group rule)",
+    )
     p.add_argument("--no-standardize", action="store_true", help="feed raw features (thesis)")
     p.add_argument("--device", default="auto")
     p.set_defaults(func=cmd_train)
@@ -55,10 +71,19 @@ def add_model_commands(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("evaluate", help="Recall@k / nDCG / MRR of baselines and checkpoints")
     p.add_argument("dataset", type=Path)
     p.add_argument("--features", type=Path, required=True)
-    p.add_argument("--checkpoint", action="append", default=[], metavar="NAME=DIR",
-                   help="a trained checkpoint to compare (repeatable)")  # fmt: skip
-    p.add_argument("--out", type=Path, default=Path("eval/results"),
-                   help="report path stem: writes .md and .json")  # fmt: skip
+    p.add_argument(
+        "--checkpoint",
+        action="append",
+        default=[],
+        metavar="NAME=DIR",
+        help="a trained checkpoint to compare (repeatable)",
+    )
+    p.add_argument(
+        "--out",
+        type=Path,
+        default=Path("eval/results"),
+        help="report path stem: writes .md and .json",
+    )
     p.add_argument("--seed", type=int, default=0, help="split seed (same as training)")
     p.add_argument("--related-only", action="store_true")
     p.set_defaults(func=cmd_evaluate)
@@ -84,34 +109,51 @@ def cmd_features(args: argparse.Namespace) -> int:
 
     dataset = load_dataset(args.dataset)
     cache = compute_features(
-        dataset, text_model=args.text_model, image_model=args.image_model,
-        image_weights=args.image_weights, image_size=args.image_size,
-        max_images=args.max_images, device=args.device, batch_size=args.batch_size,
-    )  # fmt: skip
+        dataset,
+        text_model=args.text_model,
+        image_model=args.image_model,
+        image_weights=args.image_weights,
+        image_size=args.image_size,
+        max_images=args.max_images,
+        device=args.device,
+        batch_size=args.batch_size,
+    )
     cache.save(args.out)
-    print(f"wrote {args.out}: {len(cache.ids)} movies, text {cache.text.shape}, "
-          f"image {cache.image.shape}, {cache.meta['movies_without_images']} without images")  # fmt: skip
+    print(
+        f"wrote {args.out}: {len(cache.ids)} movies, text {cache.text.shape}, "
+        f"image {cache.image.shape}, {cache.meta['movies_without_images']} without images"
+    )
     return 0
 
 
 def cmd_train(args: argparse.Namespace) -> int:
+    from model.config import scaled_lr
     from model.data import load_dataset
     from model.features import FeatureCache
     from model.train import train
 
-    from model.config import scaled_lr
-
     lr = args.lr if args.lr is not None else scaled_lr(args.batch_size)
     cfg = TrainConfig(
-        loss=args.loss, distance=args.distance, margin=args.margin, lr=lr,
-        batch_size=args.batch_size, epochs=args.epochs, patience=args.patience, seed=args.seed,
+        loss=args.loss,
+        distance=args.distance,
+        margin=args.margin,
+        lr=lr,
+        batch_size=args.batch_size,
+        epochs=args.epochs,
+        patience=args.patience,
+        seed=args.seed,
         related_only=args.related_only,
-    )  # fmt: skip
+    )
     result = train(
-        FeatureCache.load(args.features), load_dataset(args.dataset), out_dir=args.out, cfg=cfg,
-        preset=args.preset, head=args.head, device=args.device,
+        FeatureCache.load(args.features),
+        load_dataset(args.dataset),
+        out_dir=args.out,
+        cfg=cfg,
+        preset=args.preset,
+        head=args.head,
+        device=args.device,
         standardize=not args.no_standardize,
-    )  # fmt: skip
+    )
     print(json.dumps({"checkpoint": str(args.out), **result.__dict__}, indent=2))
     return 0
 
@@ -128,9 +170,12 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         name, directory = item.split("=", 1)
         checkpoints[name] = directory
     results = evaluate_methods(
-        FeatureCache.load(args.features), load_dataset(args.dataset), checkpoints=checkpoints,
-        seed=args.seed, related_only=args.related_only,
-    )  # fmt: skip
+        FeatureCache.load(args.features),
+        load_dataset(args.dataset),
+        checkpoints=checkpoints,
+        seed=args.seed,
+        related_only=args.related_only,
+    )
     print(to_markdown(results))
     md, js = write_report(results, args.out)
     print(f"\nwrote {md} and {js}")

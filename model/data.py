@@ -1,6 +1,7 @@
 """The dataset folder layout (thesis / tmdb-similar), splits, relevance and triplet sampling.
 
-Layout: movies.csv (id,title[,year,genres]), plots.csv (id,plot), similar.csv (target_id,similar_id),
+Layout: movies.csv (id,title[,year,genres]), plots.csv (id,plot), similar.csv
+(target_id,similar_id),
 images/<id>/* (one folder of posters/stills per movie id).
 """
 
@@ -44,7 +45,8 @@ class Dataset:
         return {m.id: m for m in self.movies}
 
     def fingerprint(self) -> str:
-        """sha256 over ids, plots and relevance: recorded in checkpoints to tie them to their data."""
+        """sha256 over ids, plots and relevance: recorded in checkpoints to tie them to their
+        data."""
         h = hashlib.sha256()
         for m in self.movies:
             h.update(f"{m.id}\x00{m.plot}\x00{','.join(m.genres)}\n".encode())
@@ -79,11 +81,15 @@ def load_dataset(root: str | Path, mapper: GenreMapper | None = None) -> Dataset
         )
         movies.append(
             Movie(
-                id=movie_id, title=row["title"], plot=plots.get(movie_id, ""), genres=genres,
-                groups=mapper.groups_of(genres), year=int(year) if year else None,
+                id=movie_id,
+                title=row["title"],
+                plot=plots.get(movie_id, ""),
+                genres=genres,
+                groups=mapper.groups_of(genres),
+                year=int(year) if year else None,
                 image_paths=images,
             )
-        )  # fmt: skip
+        )
     related: dict[int, set[int]] = defaultdict(set)
     if (root / "similar.csv").is_file():
         known = {m.id for m in movies}
@@ -95,14 +101,12 @@ def load_dataset(root: str | Path, mapper: GenreMapper | None = None) -> Dataset
 
 
 def relevance(dataset: Dataset, *, related_only: bool = False) -> dict[int, set[int]]:
-    """The thesis' rule: similar = related AND sharing a genre group; `related_only` drops the second."""
+    """The thesis' rule: similar = related AND sharing a genre group; `related_only` drops the
+    second."""
     if related_only:
         return {t: set(s) for t, s in dataset.related.items()}
     groups = {m.id: set(m.groups) for m in dataset.movies}
-    return {
-        t: {s for s in sims if groups[t] & groups[s]}
-        for t, sims in dataset.related.items()
-    }
+    return {t: {s for s in sims if groups[t] & groups[s]} for t, sims in dataset.related.items()}
 
 
 @dataclass
@@ -145,14 +149,18 @@ def undirected(rel: dict[int, set[int]]) -> dict[int, set[int]]:
 class TripletSampler:
     """(anchor, positive, negative) row indices for one split.
 
-    Positive: from the anchor's similar set. Negative: a movie sharing no genre group with the anchor
+    Positive: from the anchor's similar set. Negative: a movie sharing no genre group with the
+    anchor
     and not related to it (any unrelated movie when the anchor has no group).
     """
 
     def __init__(
-        self, ids: list[int], groups: dict[int, list[int]], positives: dict[int, set[int]],
+        self,
+        ids: list[int],
+        groups: dict[int, list[int]],
+        positives: dict[int, set[int]],
         seed: int = 0,
-    ) -> None:  # fmt: skip
+    ) -> None:
         self.ids = list(ids)
         self.row = {movie_id: i for i, movie_id in enumerate(self.ids)}
         self.rng = np.random.default_rng(seed)

@@ -1,11 +1,13 @@
 """MovieEmbedder: the trainable part between cached encoder features and the 256-d space.
 
     text features (or token ids -> RNN/LSTM tower) ---+
-                                                      +-> standardise -> head -> (B, 256) unit vectors
+                                                      +-> standardise -> head -> (B, 256) unit
+                                                      vectors
     image features (mean over the movie's images) ---+
 
 head = "conv" is the thesis' text-image network (Table 6); "linear" is concat -> FC (VSE++ style).
-Input standardisation (train-set mean/std, stored as buffers) keeps KoBERT and EfficientNet features,
+Input standardisation (train-set mean/std, stored as buffers) keeps KoBERT and EfficientNet
+features,
 whose scales differ by an order of magnitude, from drowning each other.
 """
 
@@ -53,14 +55,16 @@ class MovieEmbedder(nn.Module):
             else None
         )
         self.head: nn.Module = (
-            TextImageNet(cfg) if spec.head == "conv"
+            TextImageNet(cfg)
+            if spec.head == "conv"
             else ConcatLinear(cfg.text_dim, cfg.image_dim, cfg.out_dim)
-        )  # fmt: skip
+        )
         self.register_buffer("in_mean", torch.zeros(cfg.in_dim))
         self.register_buffer("in_std", torch.ones(cfg.in_dim))
 
     def fit_standardizer(self, text: torch.Tensor | None, image: torch.Tensor) -> None:
-        """Set the input mean/std from training features (text None when a text tower is trained)."""
+        """Set the input mean/std from training features (text None when a text tower is
+        trained)."""
         if not self.spec.standardize:
             return
         t_dim = self.spec.fusion.text_dim

@@ -77,7 +77,10 @@ def evaluate_methods(
             untrained_vectors(cache, split.train, ids, seed), ids, rel
         )
         results["K-NN on 2-D PCA"] = retrieval_metrics(
-            None, ids, rel, scores=pca_2d_scores(cache, split.train, ids)  # type: ignore[arg-type]
+            None,
+            ids,
+            rel,
+            scores=pca_2d_scores(cache, split.train, ids),  # type: ignore[arg-type]
         )
     for name, directory in (checkpoints or {}).items():
         model, _ = load_checkpoint(directory)
@@ -95,7 +98,9 @@ def to_markdown(results: dict[str, dict[str, float]], ks=KS) -> str:
         lines.append(f"| {name} | " + " | ".join(f"{100 * m[c]:.1f}" for c in cols) + " |")
     queries = {int(m["queries"]) for m in results.values()}
     lines.append("")
-    lines.append(f"Values in %. Queries with at least one relevant movie in the catalogue: {queries}.")
+    lines.append(
+        f"Values in %. Queries with at least one relevant movie in the catalogue: {queries}."
+    )
     return "\n".join(lines)
 
 

@@ -35,7 +35,9 @@ class FeatureCache:
         where = {int(i): r for r, i in enumerate(self.ids)}
         missing = [i for i in ids if i not in where]
         if missing:
-            raise KeyError(f"{len(missing)} movies are not in the feature cache, e.g. {missing[:5]}")
+            raise KeyError(
+                f"{len(missing)} movies are not in the feature cache, e.g. {missing[:5]}"
+            )
         return np.array([where[i] for i in ids], dtype=np.int64)
 
     def save(self, path: str | Path) -> None:
@@ -45,9 +47,10 @@ class FeatureCache:
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_suffix(path.suffix + ".tmp")
         save_file(
-            {"ids": self.ids, "text": self.text, "image": self.image}, str(tmp),
+            {"ids": self.ids, "text": self.text, "image": self.image},
+            str(tmp),
             metadata={"movierec": json.dumps(self.meta)},
-        )  # fmt: skip
+        )
         tmp.replace(path)
 
     @classmethod
@@ -86,8 +89,12 @@ def compute_features(
 
     movies = dataset.movies
     plots = [m.plot for m in movies]
-    meta: dict = {"text_model": text_model, "image_model": image_model,
-                  "dataset": dataset.fingerprint(), "image_weights": image_weights}  # fmt: skip
+    meta: dict = {
+        "text_model": text_model,
+        "image_model": image_model,
+        "dataset": dataset.fingerprint(),
+        "image_weights": image_weights,
+    }
     if text_model in TRAINABLE_TEXT:
         from model.seqtext import Vocabulary
 
@@ -102,15 +109,26 @@ def compute_features(
         from model.text import TextEncoder
 
         encoder = TextEncoder(TextEncoderConfig(name=text_model, batch_size=batch_size), device)
-        text = np.concatenate([
-            encoder.encode(plots[s : s + 64])
-            for s in tqdm(range(0, len(plots), 64), desc="text", disable=not progress)
-        ]) if plots else np.zeros((0, encoder.dim), np.float32)  # fmt: skip
+        text = (
+            np.concatenate(
+                [
+                    encoder.encode(plots[s : s + 64])
+                    for s in tqdm(range(0, len(plots), 64), desc="text", disable=not progress)
+                ]
+            )
+            if plots
+            else np.zeros((0, encoder.dim), np.float32)
+        )
     image_encoder = ImageEncoder(
-        ImageEncoderConfig(name=image_model, weights=image_weights, pretrained=image_pretrained,
-                           image_size=image_size, batch_size=batch_size),
+        ImageEncoderConfig(
+            name=image_model,
+            weights=image_weights,
+            pretrained=image_pretrained,
+            image_size=image_size,
+            batch_size=batch_size,
+        ),
         device,
-    )  # fmt: skip
+    )
     image = np.zeros((len(movies), image_encoder.dim), dtype=np.float32)
     without = 0
     for r, movie in enumerate(tqdm(movies, desc="images", disable=not progress)):

@@ -1,4 +1,5 @@
-"""Image encoder: a timm trunk (num_classes=0) -> pooled features, mean-pooled over a movie's images.
+"""Image encoder: a timm trunk (num_classes=0) -> pooled features, mean-pooled over a movie's
+images.
 
 Preprocessing is resolved from the model (`timm.data.resolve_model_data_config`): the EfficientNet
 variants disagree on mean/std and input size, so nothing is hard-coded here.
@@ -18,7 +19,8 @@ from model.device import autocast_context, resolve_device
 
 
 def create_trunk(config: ImageEncoderConfig) -> nn.Module:
-    """timm model with its classifier removed; local weight files go through `pretrained_cfg_overlay`."""
+    """timm model with its classifier removed; local weight files go through
+    `pretrained_cfg_overlay`."""
     import timm
 
     kwargs: dict = {"num_classes": 0}
@@ -81,7 +83,8 @@ class ImageEncoder(nn.Module):
     def encode_movies(
         self, movies: Sequence[Sequence[Image.Image]], batch_size: int | None = None
     ) -> np.ndarray:
-        """One vector per movie: features of all its images, averaged (the thesis' image network)."""
+        """One vector per movie: features of all its images, averaged (the thesis' image
+        network)."""
         flat = [im for images in movies for im in images]
         if any(len(images) == 0 for images in movies):
             raise ValueError("every movie needs at least one image")

@@ -33,7 +33,8 @@ def distance_matrix(x: torch.Tensor, y: torch.Tensor, kind: Distance) -> torch.T
 
 
 class ImprovedTripletLoss(nn.Module):
-    """loss = Z * sigmoid(Z), Z = d(a, p) - d(a, n): no margin, and a small gradient even for Z < 0."""
+    """loss = Z * sigmoid(Z), Z = d(a, p) - d(a, n): no margin, and a small gradient even for Z <
+    0."""
 
     def __init__(self, distance: Distance = "euclidean") -> None:
         super().__init__()
@@ -54,9 +55,11 @@ class MarginTripletLoss(nn.Module):
     """
 
     def __init__(
-        self, margin: float = 0.2, mining: Literal["hard", "semihard"] = "hard",
+        self,
+        margin: float = 0.2,
+        mining: Literal["hard", "semihard"] = "hard",
         distance: Distance = "euclidean",
-    ) -> None:  # fmt: skip
+    ) -> None:
         super().__init__()
         self.margin, self.mining, self.distance = margin, mining, distance
 
@@ -99,7 +102,8 @@ class ContrastiveLoss(nn.Module):
 
 
 class MaxHingeLoss(nn.Module):
-    """VSE++ (Faghri et al. 2018): sum over pairs of the hardest in-batch violation, both directions.
+    """VSE++ (Faghri et al. 2018): sum over pairs of the hardest in-batch violation, both
+    directions.
 
     For pairs (a_i, p_i) with scores s = a @ p.T: [m - s_ii + max_{j valid} s_ij]_+ +
     [m - s_ii + max_{j valid} s_ji]_+ . `valid` removes known positives other than the pair itself.

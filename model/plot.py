@@ -36,8 +36,13 @@ def plot_genre_pca(
     for gid, label in GENRE_GROUPS.items():
         sel = first == gid
         if sel.any():
-            ax.scatter(pts[sel, 0], pts[sel, 1], s=10, color=cmap(gid - 1),
-                       label=f"{gid}. {label} ({int(sel.sum())})")  # fmt: skip
+            ax.scatter(
+                pts[sel, 0],
+                pts[sel, 1],
+                s=10,
+                color=cmap(gid - 1),
+                label=f"{gid}. {label} ({int(sel.sum())})",
+            )
     ax.set_xlabel(f"PC1 ({100 * ratio[0]:.1f}% of variance)")
     ax.set_ylabel(f"PC2 ({100 * ratio[1]:.1f}% of variance)")
     ax.set_title(title or f"Embeddings of {len(vectors)} movies, coloured by genre group")

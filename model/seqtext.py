@@ -1,4 +1,5 @@
-"""The thesis' trainable and classic text encoders: RNN / LSTM (trained jointly) and Word2Vec means."""
+"""The thesis' trainable and classic text encoders: RNN / LSTM (trained jointly) and Word2Vec
+means."""
 
 from __future__ import annotations
 
@@ -47,12 +48,17 @@ class Vocabulary:
 
 
 class RecurrentTextEncoder(nn.Module):
-    """Embedding -> RNN/LSTM with 20 tanh cells -> linear to 768 (the thesis' RNN and LSTM towers)."""
+    """Embedding -> RNN/LSTM with 20 tanh cells -> linear to 768 (the thesis' RNN and LSTM
+    towers)."""
 
     def __init__(
-        self, vocab_size: int, kind: Literal["rnn", "lstm"] = "lstm", hidden: int = 20,
-        embed_dim: int = 128, out_dim: int = 768,
-    ) -> None:  # fmt: skip
+        self,
+        vocab_size: int,
+        kind: Literal["rnn", "lstm"] = "lstm",
+        hidden: int = 20,
+        embed_dim: int = 128,
+        out_dim: int = 768,
+    ) -> None:
         super().__init__()
         self.embed = nn.Embedding(vocab_size, embed_dim, padding_idx=0)
         rnn_cls = nn.LSTM if kind == "lstm" else nn.RNN

@@ -73,10 +73,13 @@ class _AutoTokenizerAdapter:
     def __call__(self, texts: Sequence[str], max_length: int) -> dict[str, torch.Tensor]:
         return dict(
             self.tok(
-                list(texts), padding=True, truncation=True, max_length=max_length,
+                list(texts),
+                padding=True,
+                truncation=True,
+                max_length=max_length,
                 return_tensors="pt",
             )
-        )  # fmt: skip
+        )
 
 
 def pool(hidden: torch.Tensor, mask: torch.Tensor, kind: str) -> torch.Tensor:
@@ -117,7 +120,9 @@ class TextEncoder(nn.Module):
         out = np.zeros((len(texts), self.dim), dtype=np.float32)
         for start in range(0, len(texts), batch_size):
             chunk = [t if t.strip() else "." for t in texts[start : start + batch_size]]
-            batch = {k: v.to(self.device) for k, v in self.tokenizer(chunk, self.max_length).items()}
+            batch = {
+                k: v.to(self.device) for k, v in self.tokenizer(chunk, self.max_length).items()
+            }
             with autocast_context(self.device):
                 hidden = self.model(**batch).last_hidden_state
             pooled = pool(hidden.float(), batch["attention_mask"], self.pooling)

@@ -72,7 +72,9 @@ def batch_loss(
         return loss_fn(a, p, emb, neg_mask)
     if name == "contrastive":
         ones = torch.ones(len(a), device=emb.device)
-        return loss_fn(torch.cat([a, a]), torch.cat([p, n]), torch.cat([ones, torch.zeros_like(ones)]))
+        return loss_fn(
+            torch.cat([a, a]), torch.cat([p, n]), torch.cat([ones, torch.zeros_like(ones)])
+        )
     return loss_fn(a, p, neg_mask[:, local[:, 1]])  # vsepp: p_j negative for a_i
 
 
@@ -136,18 +138,24 @@ def train(
         raise ValueError("no similar pairs inside the train or validation split: nothing to learn")
 
     text_dim = int(cache.text.shape[1]) if not cache.text_is_tokens else 768
-    fusion: FusionConfig = fusion_preset(preset, text_dim=text_dim, image_dim=int(cache.image.shape[1]))
+    fusion: FusionConfig = fusion_preset(
+        preset, text_dim=text_dim, image_dim=int(cache.image.shape[1])
+    )
     spec = EmbedderSpec(
-        fusion=fusion, head=head,  # type: ignore[arg-type]
+        fusion=fusion,
+        head=head,  # type: ignore[arg-type]
         text_tower=cache.meta["text_model"] if cache.text_is_tokens else None,
-        vocab_size=cache.meta.get("vocab_size"), standardize=standardize,
-    )  # fmt: skip
+        vocab_size=cache.meta.get("vocab_size"),
+        standardize=standardize,
+    )
     model = MovieEmbedder(spec).to(dev)
     tr, va = FeatureTable(cache, split.train, dev), FeatureTable(cache, split.validation, dev)
     model.fit_standardizer(None if cache.text_is_tokens else tr.text, tr.image)
     net: nn.Module = model
     if world > 1:
-        net = nn.parallel.DistributedDataParallel(model, device_ids=[dev.index] if dev.type == "cuda" else None)
+        net = nn.parallel.DistributedDataParallel(
+            model, device_ids=[dev.index] if dev.type == "cuda" else None
+        )
     loss_fn = build_loss(cfg)
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     use_amp = dev.type == "cuda"
@@ -161,14 +169,24 @@ def train(
     # Epoch 0 = the untrained network: the baseline that "training lowers validation loss" means.
     first_val, metrics0 = _validate(model, loss_fn, cfg.loss, va, val_s, val_triplets, val_rel)
     if log:
-        log.write(json.dumps({"epoch": 0, "val_loss": first_val,
-                              **{f"val_{k}": v for k, v in metrics0.items()}}) + "\n")  # fmt: skip
-    best: tuple = (first_val, 0, {k: v.detach().clone() for k, v in model.state_dict().items()},
-                   metrics0)  # fmt: skip
+        log.write(
+            json.dumps(
+                {"epoch": 0, "val_loss": first_val, **{f"val_{k}": v for k, v in metrics0.items()}}
+            )
+            + "\n"
+        )
+    best: tuple = (
+        first_val,
+        0,
+        {k: v.detach().clone() for k, v in model.state_dict().items()},
+        metrics0,
+    )
     started = time.perf_counter()
     bad_epochs = 0
     epochs_run = 0
-    bar = tqdm(range(1, cfg.epochs + 1), desc=f"train {cfg.loss}", disable=not progress or rank != 0)
+    bar = tqdm(
+        range(1, cfg.epochs + 1), desc=f"train {cfg.loss}", disable=not progress or rank != 0
+    )
     for epoch in bar:
         epochs_run = epoch
         net.train()
@@ -188,13 +206,20 @@ def train(
             total += loss.item() * len(triplets)
             count += len(triplets)
         val_loss, metrics = _validate(model, loss_fn, cfg.loss, va, val_s, val_triplets, val_rel)
-        record = {"epoch": epoch, "train_loss": total / max(count, 1), "val_loss": val_loss,
-                  **{f"val_{k}": v for k, v in metrics.items()}}  # fmt: skip
+        record = {
+            "epoch": epoch,
+            "train_loss": total / max(count, 1),
+            "val_loss": val_loss,
+            **{f"val_{k}": v for k, v in metrics.items()},
+        }
         if log:
             log.write(json.dumps(record) + "\n")
             log.flush()
-        bar.set_postfix(train=f"{record['train_loss']:.4f}", val=f"{val_loss:.4f}",
-                        r20=f"{metrics.get('thesis_recall@20', 0):.3f}")  # fmt: skip
+        bar.set_postfix(
+            train=f"{record['train_loss']:.4f}",
+            val=f"{val_loss:.4f}",
+            r20=f"{metrics.get('thesis_recall@20', 0):.3f}",
+        )
         if val_loss < best[0] - 1e-6:
             state = {k: v.detach().clone() for k, v in model.state_dict().items()}
             best = (val_loss, epoch, state, metrics)
@@ -206,19 +231,26 @@ def train(
     if log:
         log.close()
     model.load_state_dict(best[2])
-    result = TrainResult(best[1], best[0], float(first_val), best[3], epochs_run,
-                         time.perf_counter() - started)  # fmt: skip
+    result = TrainResult(
+        best[1], best[0], float(first_val), best[3], epochs_run, time.perf_counter() - started
+    )
     if rank == 0:
-        save_checkpoint(out_dir, model, extra=_checkpoint_extra(cache, dataset, cfg, preset, result))
+        save_checkpoint(
+            out_dir, model, extra=_checkpoint_extra(cache, dataset, cfg, preset, result)
+        )
     return result
 
 
-def _validate(model, loss_fn, name, table, sampler, triplets, rel) -> tuple[float, dict[str, float]]:
+def _validate(
+    model, loss_fn, name, table, sampler, triplets, rel
+) -> tuple[float, dict[str, float]]:
     emb = torch.from_numpy(embed_table(model, table))
     uniq, local = np.unique(triplets.numpy(), return_inverse=True)
     neg = torch.from_numpy(sampler.negative_mask[np.ix_(triplets[:, 0].numpy(), uniq)])
     with torch.no_grad():
-        loss = float(batch_loss(loss_fn, name, emb[uniq], torch.from_numpy(local.reshape(-1, 3)), neg))
+        loss = float(
+            batch_loss(loss_fn, name, emb[uniq], torch.from_numpy(local.reshape(-1, 3)), neg)
+        )
     try:
         metrics = retrieval_metrics(emb.numpy(), table.ids, rel)
     except ValueError:

@@ -10,7 +10,17 @@ from fastapi.testclient import TestClient
 from app.cli import build_parser, main
 from tests.model.dataset_fixture import write_dataset
 
-COMMANDS = ["serve", "migrate", "import", "reindex", "api-key", "features", "train", "evaluate", "plot"]
+COMMANDS = [
+    "serve",
+    "migrate",
+    "import",
+    "reindex",
+    "api-key",
+    "features",
+    "train",
+    "evaluate",
+    "plot",
+]
 
 
 @pytest.mark.parametrize("command", COMMANDS)
@@ -22,7 +32,9 @@ def test_every_subcommand_has_help(command, capsys):
 
 
 def test_console_script_is_installed():
-    out = subprocess.run([sys.executable, "-m", "app.cli", "--help"], capture_output=True, text=True)
+    out = subprocess.run(
+        [sys.executable, "-m", "app.cli", "--help"], capture_output=True, text=True
+    )
     assert out.returncode == 0 and "features" in out.stdout
 
 
@@ -31,12 +43,47 @@ def pipeline(tmp_path_factory, tiny_models):
     root = tmp_path_factory.mktemp("pipeline")
     ds = write_dataset(root / "ds", n=40)
     feats = root / "features.safetensors"
-    assert main(["features", str(ds), "--out", str(feats), "--text-model", tiny_models["text_model"],
-                 "--image-model", "test_efficientnet", "--image-weights",
-                 tiny_models["image_weights"], "--device", "cpu"]) == 0  # fmt: skip
+    assert (
+        main(
+            [
+                "features",
+                str(ds),
+                "--out",
+                str(feats),
+                "--text-model",
+                tiny_models["text_model"],
+                "--image-model",
+                "test_efficientnet",
+                "--image-weights",
+                tiny_models["image_weights"],
+                "--device",
+                "cpu",
+            ]
+        )
+        == 0
+    )
     ckpt = root / "linear"
-    assert main(["train", str(ds), "--features", str(feats), "--out", str(ckpt), "--head", "linear",
-                 "--batch-size", "8", "--epochs", "3", "--device", "cpu"]) == 0  # fmt: skip
+    assert (
+        main(
+            [
+                "train",
+                str(ds),
+                "--features",
+                str(feats),
+                "--out",
+                str(ckpt),
+                "--head",
+                "linear",
+                "--batch-size",
+                "8",
+                "--epochs",
+                "3",
+                "--device",
+                "cpu",
+            ]
+        )
+        == 0
+    )
     return {"root": root, "ds": ds, "features": feats, "ckpt": ckpt}
 
 
@@ -49,37 +96,126 @@ def test_features_train_evaluate_plot(pipeline, capsys):
     config = json.loads((pipeline["ckpt"] / "config.json").read_text())
     assert config["spec"]["head"] == "linear" and config["train"]["loss"] == "improved"
     assert config["data"]["movies"] == 40 and "best_val_loss" in config["result"]
-    log = [json.loads(x) for x in pipeline["ckpt"].with_name("linear.log.jsonl").read_text().splitlines()]
+    log = [
+        json.loads(x)
+        for x in pipeline["ckpt"].with_name("linear.log.jsonl").read_text().splitlines()
+    ]
     assert [r["epoch"] for r in log] == [0, 1, 2, 3] and "val_thesis_recall@20" in log[1]
 
     out = pipeline["root"] / "report"
-    assert main(["evaluate", str(pipeline["ds"]), "--features", str(pipeline["features"]),
-                 "--out", str(out), "--checkpoint", f"mine={pipeline['ckpt']}"]) == 0  # fmt: skip
+    assert (
+        main(
+            [
+                "evaluate",
+                str(pipeline["ds"]),
+                "--features",
+                str(pipeline["features"]),
+                "--out",
+                str(out),
+                "--checkpoint",
+                f"mine={pipeline['ckpt']}",
+            ]
+        )
+        == 0
+    )
     results = json.loads(out.with_suffix(".json").read_text())
-    assert {"mine", "K-NN on 2-D PCA", "untrained: concat -> random FC 256",
-            "cosine on concat features (training-free)"} == set(results)  # fmt: skip
+    assert {
+        "mine",
+        "K-NN on 2-D PCA",
+        "untrained: concat -> random FC 256",
+        "cosine on concat features (training-free)",
+    } == set(results)
     assert "| mine |" in out.with_suffix(".md").read_text()
     png = pipeline["root"] / "pca.png"
-    assert main(["plot", str(pipeline["ds"]), "--features", str(pipeline["features"]),
-                 "--checkpoint", str(pipeline["ckpt"]), "--out", str(png), "--all"]) == 0  # fmt: skip
+    assert (
+        main(
+            [
+                "plot",
+                str(pipeline["ds"]),
+                "--features",
+                str(pipeline["features"]),
+                "--checkpoint",
+                str(pipeline["ckpt"]),
+                "--out",
+                str(png),
+                "--all",
+            ]
+        )
+        == 0
+    )
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    assert main(["evaluate", str(pipeline["ds"]), "--features", str(pipeline["features"]),
-                 "--checkpoint", "no-equals-sign"]) == 2  # fmt: skip
+    assert (
+        main(
+            [
+                "evaluate",
+                str(pipeline["ds"]),
+                "--features",
+                str(pipeline["features"]),
+                "--checkpoint",
+                "no-equals-sign",
+            ]
+        )
+        == 2
+    )
 
 
 def test_lstm_text_tower_trains_jointly(pipeline, tiny_models):
     feats = pipeline["root"] / "lstm.safetensors"
-    assert main(["features", str(pipeline["ds"]), "--out", str(feats), "--text-model", "lstm",
-                 "--image-model", "test_efficientnet", "--image-weights",
-                 tiny_models["image_weights"]]) == 0  # fmt: skip
+    assert (
+        main(
+            [
+                "features",
+                str(pipeline["ds"]),
+                "--out",
+                str(feats),
+                "--text-model",
+                "lstm",
+                "--image-model",
+                "test_efficientnet",
+                "--image-weights",
+                tiny_models["image_weights"],
+            ]
+        )
+        == 0
+    )
     ckpt = pipeline["root"] / "lstm"
-    assert main(["train", str(pipeline["ds"]), "--features", str(feats), "--out", str(ckpt),
-                 "--head", "linear", "--epochs", "2", "--batch-size", "8"]) == 0  # fmt: skip
+    assert (
+        main(
+            [
+                "train",
+                str(pipeline["ds"]),
+                "--features",
+                str(feats),
+                "--out",
+                str(ckpt),
+                "--head",
+                "linear",
+                "--epochs",
+                "2",
+                "--batch-size",
+                "8",
+            ]
+        )
+        == 0
+    )
     config = json.loads((ckpt / "config.json").read_text())
     assert config["spec"]["text_tower"] == "lstm" and config["spec"]["vocab_size"] > 10
     out = pipeline["root"] / "lstm-report"
-    assert main(["evaluate", str(pipeline["ds"]), "--features", str(feats), "--out", str(out),
-                 "--checkpoint", f"lstm={ckpt}"]) == 0  # fmt: skip
+    assert (
+        main(
+            [
+                "evaluate",
+                str(pipeline["ds"]),
+                "--features",
+                str(feats),
+                "--out",
+                str(out),
+                "--checkpoint",
+                f"lstm={ckpt}",
+            ]
+        )
+        == 0
+    )
     assert set(json.loads(out.with_suffix(".json").read_text())) == {"lstm"}
 
 
@@ -88,9 +224,13 @@ def test_import_then_reindex_with_a_checkpoint(pipeline, tiny_models, monkeypatc
     from app.main import create_app
 
     monkeypatch.chdir(tmp_path)  # no stray .env
-    for key, value in {"TEXT_MODEL": tiny_models["text_model"], "IMAGE_MODEL": "test_efficientnet",
-                       "IMAGE_WEIGHTS": tiny_models["image_weights"], "DEVICE": "cpu",
-                       "DATA_DIR": str(tmp_path / "svc")}.items():  # fmt: skip
+    for key, value in {
+        "TEXT_MODEL": tiny_models["text_model"],
+        "IMAGE_MODEL": "test_efficientnet",
+        "IMAGE_WEIGHTS": tiny_models["image_weights"],
+        "DEVICE": "cpu",
+        "DATA_DIR": str(tmp_path / "svc"),
+    }.items():
         monkeypatch.setenv(f"MOVIEREC_{key}", value)
     assert main(["import", str(pipeline["ds"]), "--batch-size", "16", "--limit", "30"]) == 0
     assert main(["import", str(pipeline["ds"]), "--batch-size", "16"]) == 0  # resumes: 30 skipped

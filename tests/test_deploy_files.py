@@ -52,7 +52,10 @@ def test_compose_matches_settings_ports_and_volumes():
     expose = next(r for o, r in dockerfile() if o == "EXPOSE")
     assert f"8000:{expose}" in api["ports"]
     mounts = {v.split(":")[1]: v.split(":")[0] for v in api["volumes"]}
-    assert env["MOVIEREC_DATA_DIR"] in mounts and mounts[env["MOVIEREC_DATA_DIR"]] in compose["volumes"]
+    assert (
+        env["MOVIEREC_DATA_DIR"] in mounts
+        and mounts[env["MOVIEREC_DATA_DIR"]] in compose["volumes"]
+    )
     assert any(v.endswith(":/var/lib/postgresql/data") for v in db["volumes"])
     assert "pg_isready" in " ".join(db["healthcheck"]["test"])
     assert api["depends_on"]["db"]["condition"] == "service_healthy"
@@ -67,7 +70,13 @@ def test_env_example_names_only_real_settings():
         if line.startswith("MOVIEREC_") and "=" in line:
             names.add(line.split("=", 1)[0])
     assert names <= SETTING_NAMES, names - SETTING_NAMES
-    for required in ("MOVIEREC_DATABASE_URL", "MOVIEREC_DATA_DIR", "MOVIEREC_TEXT_MODEL",
-                     "MOVIEREC_IMAGE_MODEL", "MOVIEREC_IMAGE_WEIGHTS",
-                     "MOVIEREC_FUSION_CHECKPOINT", "MOVIEREC_DEVICE"):  # fmt: skip
+    for required in (
+        "MOVIEREC_DATABASE_URL",
+        "MOVIEREC_DATA_DIR",
+        "MOVIEREC_TEXT_MODEL",
+        "MOVIEREC_IMAGE_MODEL",
+        "MOVIEREC_IMAGE_WEIGHTS",
+        "MOVIEREC_FUSION_CHECKPOINT",
+        "MOVIEREC_DEVICE",
+    ):
         assert required in names

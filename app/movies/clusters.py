@@ -38,8 +38,11 @@ class GenreCentroids:
             n = self._counts[group]
             return float(np.linalg.norm(self._sums[group]) / n) if n > 0 else None
 
-    def nearest(self, vector: np.ndarray, top: int = 2, margin: float = 0.05) -> list[tuple[int, float]]:
-        """Groups for an unlabelled movie: the nearest centroid, plus the runner-up when it is within
+    def nearest(
+        self, vector: np.ndarray, top: int = 2, margin: float = 0.05
+    ) -> list[tuple[int, float]]:
+        """Groups for an unlabelled movie: the nearest centroid, plus the runner-up when it is
+        within
         `margin` cosine; each with its cosine as confidence."""
         with self._lock:
             usable = np.flatnonzero(self._counts >= MIN_MEMBERS)

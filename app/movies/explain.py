@@ -25,7 +25,9 @@ class ModalityCalibration:
         self.image = np.sort(image_pairs)
 
     @classmethod
-    def from_features(cls, feats: list[tuple[np.ndarray, np.ndarray]], pairs: int = 2000, seed: int = 0):
+    def from_features(
+        cls, feats: list[tuple[np.ndarray, np.ndarray]], pairs: int = 2000, seed: int = 0
+    ):
         if len(feats) < 2:
             return cls(np.array([]), np.array([]))
         rng = np.random.default_rng(seed)
@@ -67,9 +69,13 @@ def group_names(groups: list[int]) -> list[str]:
 
 
 def explain(
-    *, query_groups: list[int], result_groups: list[int], text_sim: float, image_sim: float,
+    *,
+    query_groups: list[int],
+    result_groups: list[int],
+    text_sim: float,
+    image_sim: float,
     calibration: ModalityCalibration,
-) -> dict:  # fmt: skip
+) -> dict:
     shared = sorted(set(query_groups) & set(result_groups))
     tp, ip = calibration.text_percentile(text_sim), calibration.image_percentile(image_sim)
     t_rank = tp if tp is not None else text_sim

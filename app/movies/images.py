@@ -18,7 +18,8 @@ ALLOWED = {"JPEG": "image/jpeg", "PNG": "image/png", "WEBP": "image/webp"}
 
 
 def sniff_format(data: bytes) -> str | None:
-    """JPEG / PNG / WEBP from the first bytes; the client's content type and filename are ignored."""
+    """JPEG / PNG / WEBP from the first bytes; the client's content type and filename are
+    ignored."""
     if data[:3] == b"\xff\xd8\xff":
         return "JPEG"
     if data[:8] == b"\x89PNG\r\n\x1a\n":
@@ -40,10 +41,14 @@ def decode_image(data: bytes, *, name: str, limits: ImageLimits, target: int) ->
     if not data:
         raise InvalidImage(f"{name}: empty file")
     if len(data) > limits.max_bytes:
-        raise PayloadTooLarge(f"{name}: {len(data)} bytes exceeds the {limits.max_bytes}-byte limit")
+        raise PayloadTooLarge(
+            f"{name}: {len(data)} bytes exceeds the {limits.max_bytes}-byte limit"
+        )
     fmt = sniff_format(data)
     if fmt is None:
-        raise UnsupportedMediaType(f"{name}: not a JPEG, PNG or WebP image (checked from its bytes)")
+        raise UnsupportedMediaType(
+            f"{name}: not a JPEG, PNG or WebP image (checked from its bytes)"
+        )
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)

@@ -91,7 +91,8 @@ class MovieVector(Base):
 
 
 class ChangeLog(Base):
-    """Monotonic log of index-affecting changes; the index replays entries newer than its snapshot."""
+    """Monotonic log of index-affecting changes; the index replays entries newer than its
+    snapshot."""
 
     __tablename__ = "change_log"
     __table_args__ = {"sqlite_autoincrement": True}  # seq never goes backwards

@@ -83,7 +83,9 @@ class MovieRepository:
         return set(self.session.scalars(select(MovieVector.movie_id)))
 
     def vectors(self, ids: Sequence[int]) -> dict[int, np.ndarray]:
-        stmt = select(MovieVector.movie_id, MovieVector.vector).where(MovieVector.movie_id.in_(list(ids)))
+        stmt = select(MovieVector.movie_id, MovieVector.vector).where(
+            MovieVector.movie_id.in_(list(ids))
+        )
         return {i: from_bytes(v) for i, v in self.session.execute(stmt)}
 
     def iter_vectors(self, batch: int = 5000) -> Iterator[tuple[np.ndarray, np.ndarray]]:
@@ -92,8 +94,10 @@ class MovieRepository:
         while True:
             stmt = (
                 select(MovieVector.movie_id, MovieVector.vector)
-                .where(MovieVector.movie_id > last).order_by(MovieVector.movie_id).limit(batch)
-            )  # fmt: skip
+                .where(MovieVector.movie_id > last)
+                .order_by(MovieVector.movie_id)
+                .limit(batch)
+            )
             rows = self.session.execute(stmt).all()
             if not rows:
                 return
@@ -105,9 +109,11 @@ class MovieRepository:
         last = -1
         while True:
             stmt = (
-                select(MovieFeatures).where(MovieFeatures.movie_id > last)
-                .order_by(MovieFeatures.movie_id).limit(batch)
-            )  # fmt: skip
+                select(MovieFeatures)
+                .where(MovieFeatures.movie_id > last)
+                .order_by(MovieFeatures.movie_id)
+                .limit(batch)
+            )
             rows = list(self.session.scalars(stmt))
             if not rows:
                 return

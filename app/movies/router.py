@@ -42,7 +42,9 @@ ExcludedId = Annotated[int, Field(ge=1, le=MAX_ID)]
 
 
 def _read_upload(upload: UploadFile, limit: int) -> service.Upload:
-    data = upload.file.read(limit + 1)  # one byte more than allowed tells "too big" without reading all
+    data = upload.file.read(
+        limit + 1
+    )  # one byte more than allowed tells "too big" without reading all
     name = (upload.filename or "image").replace("/", "_").replace("\\", "_")[:100]
     return service.Upload(name=name, data=data)
 
@@ -52,9 +54,12 @@ def _read_upload(upload: UploadFile, limit: int) -> service.Upload:
     dependencies=[require_write],
     status_code=status.HTTP_201_CREATED,
     response_model=MovieRead,
-    responses={200: {"model": MovieRead, "description": "replaced (external_id existed)"},
-               **responses(InvalidInput, PayloadTooLarge, UnsupportedMediaType, TooManyRequests,
-                           ServiceUnavailable)},  # fmt: skip
+    responses={
+        200: {"model": MovieRead, "description": "replaced (external_id existed)"},
+        **responses(
+            InvalidInput, PayloadTooLarge, UnsupportedMediaType, TooManyRequests, ServiceUnavailable
+        ),
+    },
     summary="Ingest a movie: synopsis + images -> stored, embedded and indexed",
 )
 def create_movie(
@@ -63,7 +68,9 @@ def create_movie(
     response: Response,
     title: Annotated[str, Form(min_length=1, max_length=500)],
     plot: Annotated[str, Form(min_length=1, max_length=20_000)],
-    images: Annotated[list[UploadFile], File(min_length=1, description="1..N JPEG, PNG or WebP files")],
+    images: Annotated[
+        list[UploadFile], File(min_length=1, description="1..N JPEG, PNG or WebP files")
+    ],
     genres: Annotated[list[str] | None, Form(description="genre names, English or Korean")] = None,
     year: Annotated[int | None, Form(ge=1870, le=2200)] = None,
     external_id: Annotated[str | None, Form(min_length=1, max_length=255)] = None,
@@ -71,18 +78,31 @@ def create_movie(
     if not images:
         raise InvalidImage("at least one image is required")
     if len(images) > state.settings.max_images:
-        raise PayloadTooLarge(f"{len(images)} images; at most {state.settings.max_images} per movie")
+        raise PayloadTooLarge(
+            f"{len(images)} images; at most {state.settings.max_images} per movie"
+        )
     uploads = [_read_upload(u, state.settings.max_image_bytes) for u in images]
     movie, created = service.create_or_replace_movie(
-        state, session, title=title, plot=plot, uploads=uploads, genres=split_genres(genres),
-        year=year, external_id=external_id,
-    )  # fmt: skip
+        state,
+        session,
+        title=title,
+        plot=plot,
+        uploads=uploads,
+        genres=split_genres(genres),
+        year=year,
+        external_id=external_id,
+    )
     if not created:
         response.status_code = status.HTTP_200_OK
     return service.movie_read(service.get_movie(session, movie.id))
 
 
-@router.get("/movies", response_model=MoviePage, dependencies=[require_read], summary="List movies, optionally by genre group")
+@router.get(
+    "/movies",
+    response_model=MoviePage,
+    dependencies=[require_read],
+    summary="List movies, optionally by genre group",
+)
 def list_movies(
     session: SessionDep,
     limit: Annotated[int, Query(ge=1, le=100)] = 20,
@@ -90,39 +110,61 @@ def list_movies(
     genre_group: GroupId | None = None,
 ) -> MoviePage:
     rows, total = MovieRepository(session).page(limit=limit, offset=offset, group=genre_group)
-    return MoviePage(items=[service.movie_read(m) for m in rows], total=total, limit=limit,
-                     offset=offset)  # fmt: skip
+    return MoviePage(
+        items=[service.movie_read(m) for m in rows], total=total, limit=limit, offset=offset
+    )
 
 
-@router.get("/movies/{movie_id}", response_model=MovieRead, responses=responses(MovieNotFound),
-            dependencies=[require_read])  # fmt: skip
+@router.get(
+    "/movies/{movie_id}",
+    response_model=MovieRead,
+    responses=responses(MovieNotFound),
+    dependencies=[require_read],
+)
 def read_movie(session: SessionDep, movie_id: MovieId) -> MovieRead:
     return service.movie_read(service.get_movie(session, movie_id))
 
 
 @router.patch(
-    "/movies/{movie_id}", dependencies=[require_write], response_model=MovieRead, responses=responses(MovieNotFound, InvalidInput),
+    "/movies/{movie_id}",
+    dependencies=[require_write],
+    response_model=MovieRead,
+    responses=responses(MovieNotFound, InvalidInput),
     summary="Update metadata (title, genres, year) without re-embedding",
-)  # fmt: skip
-def patch_movie(state: StateDep, session: SessionDep, movie_id: MovieId, body: MovieUpdate) -> MovieRead:
+)
+def patch_movie(
+    state: StateDep, session: SessionDep, movie_id: MovieId, body: MovieUpdate
+) -> MovieRead:
     movie = service.update_movie(
-        state, session, movie_id, title=body.title, genres=body.genres, year=body.year,
+        state,
+        session,
+        movie_id,
+        title=body.title,
+        genres=body.genres,
+        year=body.year,
         fields=set(body.model_fields_set),
-    )  # fmt: skip
+    )
     return service.movie_read(movie)
 
 
-@router.delete("/movies/{movie_id}", status_code=204, responses=responses(MovieNotFound),
-               dependencies=[require_write])  # fmt: skip
+@router.delete(
+    "/movies/{movie_id}",
+    status_code=204,
+    responses=responses(MovieNotFound),
+    dependencies=[require_write],
+)
 def delete_movie(state: StateDep, session: SessionDep, movie_id: MovieId) -> Response:
     service.delete_movie(state, session, movie_id)
     return Response(status_code=204)
 
 
 @router.get(
-    "/movies/{movie_id}/similar", dependencies=[require_read], response_model=SimilarMovies, responses=responses(MovieNotFound),
+    "/movies/{movie_id}/similar",
+    dependencies=[require_read],
+    response_model=SimilarMovies,
+    responses=responses(MovieNotFound),
     summary="The k most similar movies, each with a genre-cluster explanation",
-)  # fmt: skip
+)
 def read_similar_movies(
     state: StateDep,
     session: SessionDep,
@@ -140,8 +182,9 @@ def read_similar_movies(
         query=service.movie_read(query),
         model_version=state.model_version,
         results=[
-            SimilarMovie(movie=service.movie_read(m), score=round(score, 6),
-                         explanation=Explanation(**why))  # fmt: skip
+            SimilarMovie(
+                movie=service.movie_read(m), score=round(score, 6), explanation=Explanation(**why)
+            )
             for m, score, why in results
         ],
     )
@@ -151,6 +194,8 @@ def read_similar_movies(
 def read_genre_groups(state: StateDep, session: SessionDep) -> list[GenreGroupStats]:
     sizes = MovieRepository(session).group_sizes()
     return [
-        GenreGroupStats(id=g, name=name, size=sizes.get(g, 0), tightness=state.centroids.tightness(g))
+        GenreGroupStats(
+            id=g, name=name, size=sizes.get(g, 0), tightness=state.centroids.tightness(g)
+        )
         for g, name in GENRE_GROUPS.items()
     ]

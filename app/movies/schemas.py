@@ -11,7 +11,9 @@ class GenreGroupRef(BaseModel):
     id: int = Field(ge=1, le=10)
     name: str
     inferred: bool = Field(description="true: nearest cluster, the movie had no labelled genre")
-    confidence: float = Field(description="1.0 for labelled groups; cosine to the centroid if inferred")
+    confidence: float = Field(
+        description="1.0 for labelled groups; cosine to the centroid if inferred"
+    )
 
 
 class MovieRead(BaseModel):
@@ -70,7 +72,8 @@ class GenreGroupStats(BaseModel):
     name: str
     size: int = Field(description="movies labelled or inferred in this group")
     tightness: float | None = Field(
-        description="mean cosine of labelled members to their centroid (1 = one point); null if empty"
+        description="mean cosine of labelled members to their centroid (1 = one point); "
+        "null if empty"
     )
 
 

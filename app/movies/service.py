@@ -35,17 +35,26 @@ def as_utc(value: datetime) -> datetime:
 
 def movie_read(movie: Movie) -> MovieRead:
     return MovieRead(
-        id=movie.id, external_id=movie.external_id, title=movie.title, plot=movie.plot,
-        year=movie.year, genres=list(movie.genres or []),
+        id=movie.id,
+        external_id=movie.external_id,
+        title=movie.title,
+        plot=movie.plot,
+        year=movie.year,
+        genres=list(movie.genres or []),
         genre_groups=[
-            GenreGroupRef(id=g.group_id, name=GENRE_GROUPS[g.group_id], inferred=g.inferred,
-                          confidence=round(g.confidence, 4))
+            GenreGroupRef(
+                id=g.group_id,
+                name=GENRE_GROUPS[g.group_id],
+                inferred=g.inferred,
+                confidence=round(g.confidence, 4),
+            )
             for g in movie.groups
         ],
         model_version=movie.vector.model_version if movie.vector else None,
         image_count=movie.features.image_count if movie.features else None,
-        created_at=as_utc(movie.created_at), updated_at=as_utc(movie.updated_at),
-    )  # fmt: skip
+        created_at=as_utc(movie.created_at),
+        updated_at=as_utc(movie.updated_at),
+    )
 
 
 def labelled_groups(movie: Movie) -> list[int]:
@@ -60,9 +69,16 @@ def assign_groups(state: AppState, genres: list[str], vector: np.ndarray):
 
 
 def create_or_replace_movie(
-    state: AppState, session: Session, *, title: str, plot: str, uploads: list[Upload],
-    genres: list[str], year: int | None, external_id: str | None,
-) -> tuple[Movie, bool]:  # fmt: skip
+    state: AppState,
+    session: Session,
+    *,
+    title: str,
+    plot: str,
+    uploads: list[Upload],
+    genres: list[str],
+    year: int | None,
+    external_id: str | None,
+) -> tuple[Movie, bool]:
     """Returns (movie, created). An existing external_id is replaced in place (idempotent retry)."""
     s = state.settings
     title = clean_text(title, field="title", max_chars=s.max_title_chars)
@@ -95,9 +111,12 @@ def create_or_replace_movie(
         repo.set_groups(movie, assign_groups(state, genres, emb.vector))
         session.flush()  # assigns movie.id
         movie.features = MovieFeatures(
-            text_model=state.embedder.text_model, image_model=state.embedder.image_model,
-            text=to_bytes(emb.text), image=to_bytes(emb.image), image_count=len(images),
-        )  # fmt: skip
+            text_model=state.embedder.text_model,
+            image_model=state.embedder.image_model,
+            text=to_bytes(emb.text),
+            image=to_bytes(emb.image),
+            image_count=len(images),
+        )
         movie.vector = MovieVector(model_version=state.model_version, vector=to_bytes(emb.vector))
         repo.log_change(movie.id, "upsert")
         session.commit()  # the acknowledgement point
@@ -125,9 +144,15 @@ def get_movie(session: Session, movie_id: int) -> Movie:
 
 
 def update_movie(
-    state: AppState, session: Session, movie_id: int, *, title: str | None,
-    genres: list[str] | None, year: int | None, fields: set[str],
-) -> Movie:  # fmt: skip
+    state: AppState,
+    session: Session,
+    movie_id: int,
+    *,
+    title: str | None,
+    genres: list[str] | None,
+    year: int | None,
+    fields: set[str],
+) -> Movie:
     """Metadata only. New genres re-derive the movie's groups (and move its centroid share)."""
     with state.write_lock:
         movie = get_movie(session, movie_id)
@@ -140,7 +165,9 @@ def update_movie(
         if "genres" in fields:
             movie.genres = [clean_text(g, field="genres", max_chars=100) for g in (genres or [])]
             if vector is not None:
-                MovieRepository(session).set_groups(movie, assign_groups(state, movie.genres, vector))
+                MovieRepository(session).set_groups(
+                    movie, assign_groups(state, movie.genres, vector)
+                )
         session.commit()
         if vector is not None and "genres" in fields:
             state.centroids.remove(old_groups, vector)
@@ -165,9 +192,14 @@ def delete_movie(state: AppState, session: Session, movie_id: int) -> None:
 
 
 def similar_movies(
-    state: AppState, session: Session, movie_id: int, *, k: int, exclude: set[int],
+    state: AppState,
+    session: Session,
+    movie_id: int,
+    *,
+    k: int,
+    exclude: set[int],
     genre_group: int | None,
-) -> tuple[Movie, list[tuple[Movie, float, dict]]]:  # fmt: skip
+) -> tuple[Movie, list[tuple[Movie, float, dict]]]:
     query = get_movie(session, movie_id)
     if query.vector is None or query.features is None:
         raise MovieNotFound(f"movie {movie_id} has no vector yet")
@@ -185,10 +217,11 @@ def similar_movies(
         if movie is None or movie.features is None:  # deleted between search and load
             continue
         why = explain(
-            query_groups=q_groups, result_groups=[g.group_id for g in movie.groups],
+            query_groups=q_groups,
+            result_groups=[g.group_id for g in movie.groups],
             text_sim=cosine(q_text, from_bytes(movie.features.text)),
             image_sim=cosine(q_image, from_bytes(movie.features.image)),
             calibration=state.calibration,
-        )  # fmt: skip
+        )
         results.append((movie, float(score), why))
     return query, results

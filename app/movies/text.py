@@ -15,7 +15,9 @@ def clean_text(value: str, *, field: str, max_chars: int, required: bool = True)
         raise InvalidInput(f"{field}: must not be empty")
     if len(value) > max_chars:
         raise InvalidInput(f"{field}: {len(value)} characters exceeds the limit of {max_chars}")
-    bad = {c for c in value if unicodedata.category(c) in ("Cc", "Cs") and c not in _ALLOWED_CONTROLS}
+    bad = {
+        c for c in value if unicodedata.category(c) in ("Cc", "Cs") and c not in _ALLOWED_CONTROLS
+    }
     if bad:
         codes = ", ".join(f"U+{ord(c):04X}" for c in sorted(bad))
         raise InvalidInput(f"{field}: control characters are not allowed ({codes})")

@@ -41,13 +41,16 @@ class Embedder:
             self.fusion, config = load_checkpoint(self.checkpoint, self.device)
             spec = config["spec"]
             if spec.get("text_tower"):
-                raise ValueError("the service needs a checkpoint trained on frozen text features, "
-                                 f"not a {spec['text_tower']} tower")  # fmt: skip
+                raise ValueError(
+                    "the service needs a checkpoint trained on frozen text features, "
+                    f"not a {spec['text_tower']} tower"
+                )
             want = (spec["fusion"]["text_dim"], spec["fusion"]["image_dim"])
             if want != (text.dim, image.dim):
                 raise ValueError(
                     f"checkpoint {self.checkpoint} expects text/image dims {want}, the configured "
-                    f"encoders give {(text.dim, image.dim)} (trained with {config.get('text_model')}"
+                    f"encoders give {(text.dim, image.dim)} (trained with "
+                    f"{config.get('text_model')}"
                     f" + {config.get('image_model')})"
                 )
             self.model_version = checkpoint_version(self.checkpoint)
@@ -58,23 +61,31 @@ class Embedder:
             digest = hashlib.sha256(names.encode()).hexdigest()[:8]
             self.model_version = f"fallback-random-projection-s{FALLBACK_SEED}-{digest}"
             self.fallback = True
-            log.warning("no MOVIEREC_FUSION_CHECKPOINT: serving the training-free fallback %s",
-                        self.model_version)  # fmt: skip
+            log.warning(
+                "no MOVIEREC_FUSION_CHECKPOINT: serving the training-free fallback %s",
+                self.model_version,
+            )
         self.out_dim = 256
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Embedder:
         text = TextEncoder(
-            TextEncoderConfig(name=settings.text_model, pooling=settings.text_pooling,
-                              max_length=settings.text_max_length),
+            TextEncoderConfig(
+                name=settings.text_model,
+                pooling=settings.text_pooling,
+                max_length=settings.text_max_length,
+            ),
             settings.device,
-        )  # fmt: skip
+        )
         image = ImageEncoder(
-            ImageEncoderConfig(name=settings.image_model, weights=settings.image_weights,
-                               pretrained=settings.image_pretrained,
-                               image_size=settings.image_size),
+            ImageEncoderConfig(
+                name=settings.image_model,
+                weights=settings.image_weights,
+                pretrained=settings.image_pretrained,
+                image_size=settings.image_size,
+            ),
             settings.device,
-        )  # fmt: skip
+        )
         return cls(text, image, settings)
 
     @torch.inference_mode()

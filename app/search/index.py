@@ -23,7 +23,8 @@ INDEX_FILE, MANIFEST_FILE = "index.faiss", "manifest.json"
 
 
 class SnapshotError(Exception):
-    """The snapshot is missing, truncated, corrupt or for another model: rebuild from the database."""
+    """The snapshot is missing, truncated, corrupt or for another model: rebuild from the
+    database."""
 
 
 @dataclass
@@ -121,9 +122,13 @@ class VectorIndex:
             return self._index.reconstruct(int(movie_id))
 
     def search(
-        self, query: np.ndarray, k: int, *, exclude: set[int] | None = None,
+        self,
+        query: np.ndarray,
+        k: int,
+        *,
+        exclude: set[int] | None = None,
         allowed: set[int] | None = None,
-    ) -> list[tuple[int, float]]:  # fmt: skip
+    ) -> list[tuple[int, float]]:
         """Top-k (movie id, cosine) for one unit query vector, best first."""
         query = np.ascontiguousarray(query, dtype=np.float32).reshape(1, self.dim)
         with self.lock.read():
@@ -131,13 +136,18 @@ class VectorIndex:
             if allowed is not None:
                 allowed = allowed & self._live
                 candidates = len(allowed - blocked)
-                selector = faiss.IDSelectorBatch(np.array(sorted(allowed - blocked), dtype=np.int64))
+                selector = faiss.IDSelectorBatch(
+                    np.array(sorted(allowed - blocked), dtype=np.int64)
+                )
             else:
                 candidates = len(self._live - blocked)
                 selector = (
-                    faiss.IDSelectorNot(faiss.IDSelectorBatch(np.array(sorted(blocked), dtype=np.int64)))
-                    if blocked else None
-                )  # fmt: skip
+                    faiss.IDSelectorNot(
+                        faiss.IDSelectorBatch(np.array(sorted(blocked), dtype=np.int64))
+                    )
+                    if blocked
+                    else None
+                )
             k = min(k, candidates)
             if k <= 0:
                 return []
@@ -165,10 +175,14 @@ class VectorIndex:
         directory.mkdir(parents=True, exist_ok=True)
         with self.lock.read():
             data = faiss.serialize_index(self._index).tobytes()
-            manifest = Manifest(last_seq=last_seq, count=len(self._live),
-                                sha256=hashlib.sha256(data).hexdigest(),
-                                model_version=model_version, kind=self.kind,
-                                removed=sorted(self._removed))  # fmt: skip
+            manifest = Manifest(
+                last_seq=last_seq,
+                count=len(self._live),
+                sha256=hashlib.sha256(data).hexdigest(),
+                model_version=model_version,
+                kind=self.kind,
+                removed=sorted(self._removed),
+            )
         _write_atomic(directory / INDEX_FILE, data)
         failpoint("snapshot_after_index_rename")
         _write_atomic(directory / MANIFEST_FILE, json.dumps(manifest.__dict__).encode())

@@ -41,7 +41,9 @@ def open_index(state: AppState) -> str:
         with state.sessions() as session:
             live = MovieRepository(session).live_ids()
         if live != state.index.ids():
-            raise SnapshotError(f"index has {len(state.index)} ids, database {len(live)} after replay")
+            raise SnapshotError(
+                f"index has {len(state.index)} ids, database {len(live)} after replay"
+            )
         how = f"snapshot (seq {manifest.last_seq}) + {replayed} replayed changes"
     except SnapshotError as exc:
         log.warning("rebuilding the index from the database: %s", exc)
@@ -82,7 +84,9 @@ def stale_vector_count(state: AppState) -> int:
         if all(v == state.model_version for v in versions):
             return 0
         return int(
-            session.query(MovieVector).filter(MovieVector.model_version != state.model_version).count()
+            session.query(MovieVector)
+            .filter(MovieVector.model_version != state.model_version)
+            .count()
         )
 
 
@@ -99,8 +103,11 @@ def reindex(state: AppState, *, batch: int = 2000, progress: bool = True) -> int
             image = np.stack([from_bytes(r.image) for r in rows])
             vectors = state.embedder.fuse(text, image)
             for r, v in zip(rows, vectors, strict=True):
-                session.merge(MovieVector(movie_id=r.movie_id, model_version=state.model_version,
-                                          vector=to_bytes(v)))  # fmt: skip
+                session.merge(
+                    MovieVector(
+                        movie_id=r.movie_id, model_version=state.model_version, vector=to_bytes(v)
+                    )
+                )
             session.flush()  # before iter_features expunges this batch
             n += len(rows)
             bar.update(len(rows))

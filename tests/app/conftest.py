@@ -26,8 +26,12 @@ def pg_database() -> Iterator[str]:
     """A throwaway database on the local server, dropped at the end of the session."""
     try:
         # NullPool: a fresh connection each time, so the outage test's restart breaks nothing here
-        admin = create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT", poolclass=NullPool,
-                              connect_args={"connect_timeout": 3})  # fmt: skip
+        admin = create_engine(
+            PG_ADMIN_URL,
+            isolation_level="AUTOCOMMIT",
+            poolclass=NullPool,
+            connect_args={"connect_timeout": 3},
+        )
         with admin.connect() as conn:
             conn.execute(text("SELECT 1"))
     except Exception as exc:  # noqa: BLE001
@@ -61,8 +65,12 @@ def database_url(request, tmp_path: Path) -> str:
 
 def tiny_settings(tiny_models: dict[str, str], data_dir: Path, **overrides) -> Settings:
     values = dict(
-        data_dir=data_dir, device="cpu", snapshot_every=5, ingest_wait_seconds=30,
-        text_model=tiny_models["text_model"], image_model=tiny_models["image_model"],
+        data_dir=data_dir,
+        device="cpu",
+        snapshot_every=5,
+        ingest_wait_seconds=30,
+        text_model=tiny_models["text_model"],
+        image_model=tiny_models["image_model"],
         image_weights=tiny_models["image_weights"],
     )
     values.update(overrides)
@@ -81,8 +89,9 @@ def make_client(tiny_models, tiny_embedder, tmp_path):
     opened: list[TestClient] = []
 
     def factory(database_url: str | None = None, data_dir: Path | None = None, **overrides):
-        settings = tiny_settings(tiny_models, data_dir or tmp_path / "data",
-                                 database_url=database_url, **overrides)  # fmt: skip
+        settings = tiny_settings(
+            tiny_models, data_dir or tmp_path / "data", database_url=database_url, **overrides
+        )
         client = TestClient(create_app(settings, lambda _s: tiny_embedder))
         client.__enter__()
         opened.append(client)

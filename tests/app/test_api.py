@@ -6,8 +6,18 @@ from tests.app.util import post_movie
 
 CATALOG = [
     ("Night of the Ghost", "a ghost haunts a dark house at night", ["Horror"], 1),
-    ("House of Screams", "a family moves into a dark house where a ghost lives", ["Horror", "Thriller"], 2),
-    ("Space War", "space ships fight an alien war far from earth", ["Science Fiction", "Action"], 3),
+    (
+        "House of Screams",
+        "a family moves into a dark house where a ghost lives",
+        ["Horror", "Thriller"],
+        2,
+    ),
+    (
+        "Space War",
+        "space ships fight an alien war far from earth",
+        ["Science Fiction", "Action"],
+        3,
+    ),
     ("Laugh Club", "a comedy about friends who start a band", ["Comedy"], 4),
     ("유령의 집", "a ghost and a murder in an old house", ["공포(호러)"], 5),
     ("The Dog", "a young boy and his dog save the school", ["Family", "Animation"], 6),
@@ -18,7 +28,9 @@ CATALOG = [
 def catalog(client):
     ids = []
     for title, plot, genres, seed in CATALOG:
-        r = post_movie(client, title=title, plot=plot, genres=genres, seed=seed, external_id=f"ext-{seed}")
+        r = post_movie(
+            client, title=title, plot=plot, genres=genres, seed=seed, external_id=f"ext-{seed}"
+        )
         assert r.status_code == 201, r.text
         ids.append(r.json()["id"])
     return ids
@@ -40,8 +52,14 @@ def test_create_read_and_list(client, catalog):
 
 def test_same_external_id_replaces_the_movie(client, catalog):
     before = client.get(f"/movies/{catalog[0]}").json()
-    r = post_movie(client, title="Night of the Ghost (director's cut)", plot="a longer cut",
-                   genres=["Comedy"], seed=9, external_id="ext-1")  # fmt: skip
+    r = post_movie(
+        client,
+        title="Night of the Ghost (director's cut)",
+        plot="a longer cut",
+        genres=["Comedy"],
+        seed=9,
+        external_id="ext-1",
+    )
     assert r.status_code == 200
     after = r.json()
     assert after["id"] == before["id"] and after["title"].endswith("cut)")
@@ -81,19 +99,25 @@ def test_similar_exclude_and_genre_filter(client, catalog):
 
 def test_patch_changes_metadata_not_the_vector(client, catalog):
     before = client.get(f"/movies/{catalog[3]}/similar", params={"k": 5}).json()["results"]
-    r = client.patch(f"/movies/{catalog[3]}", json={"title": "Laugh Club 2", "genres": ["Drama"], "year": 2001})
+    r = client.patch(
+        f"/movies/{catalog[3]}", json={"title": "Laugh Club 2", "genres": ["Drama"], "year": 2001}
+    )
     assert r.status_code == 200, r.text
     assert r.json()["title"] == "Laugh Club 2" and r.json()["year"] == 2001
     assert [g["id"] for g in r.json()["genre_groups"]] == [1]
     after = client.get(f"/movies/{catalog[3]}/similar", params={"k": 5}).json()["results"]
-    assert [(x["movie"]["id"], x["score"]) for x in before] == [(x["movie"]["id"], x["score"]) for x in after]
+    assert [(x["movie"]["id"], x["score"]) for x in before] == [
+        (x["movie"]["id"], x["score"]) for x in after
+    ]
 
 
 def test_delete_is_gone_from_results_at_once(client, catalog):
     assert client.delete(f"/movies/{catalog[1]}").status_code == 204
     assert client.get(f"/movies/{catalog[1]}").status_code == 404
     for movie_id in (catalog[0], catalog[2]):
-        ids = [x["movie"]["id"] for x in client.get(f"/movies/{movie_id}/similar").json()["results"]]
+        ids = [
+            x["movie"]["id"] for x in client.get(f"/movies/{movie_id}/similar").json()["results"]
+        ]
         assert catalog[1] not in ids
     assert client.delete(f"/movies/{catalog[1]}").json()["error"] == "MovieNotFound"
     # a new movie never reuses a deleted id
@@ -104,9 +128,15 @@ def test_delete_is_gone_from_results_at_once(client, catalog):
 def test_movie_without_genres_gets_an_inferred_group(client):
     for i in range(4):
         assert post_movie(client, title=f"H{i}", genres=["Horror"], seed=1).status_code == 201
-        assert post_movie(client, title=f"C{i}", plot="friends laugh in a band", genres=["Comedy"],
-                          seed=30).status_code == 201  # fmt: skip
-    r = post_movie(client, title="Unknown", plot="a ghost haunts a dark house at night", genres=None, seed=1)
+        assert (
+            post_movie(
+                client, title=f"C{i}", plot="friends laugh in a band", genres=["Comedy"], seed=30
+            ).status_code
+            == 201
+        )
+    r = post_movie(
+        client, title="Unknown", plot="a ghost haunts a dark house at night", genres=None, seed=1
+    )
     groups = r.json()["genre_groups"]
     assert groups and groups[0]["id"] == 6 and groups[0]["inferred"] is True
     assert 0 < groups[0]["confidence"] <= 1

@@ -44,7 +44,11 @@ def test_scopes(secured):
 
 def test_keyring_parsing_and_hashing():
     ring = KeyRing.parse(f" read:{hash_key('a')} , write:{hash_key('b')}")
-    assert ring.scope_of("a") == "read" and ring.scope_of("b") == "write" and ring.scope_of("c") is None
+    assert (
+        ring.scope_of("a") == "read"
+        and ring.scope_of("b") == "write"
+        and ring.scope_of("c") is None
+    )
     assert KeyRing.parse("").open
     with pytest.raises(ValueError):
         KeyRing.parse("admin:" + hash_key("x"))

@@ -12,8 +12,13 @@ from tests.helpers import image_bytes
 
 @pytest.fixture
 def api(make_client, tmp_path):
-    return make_client(f"sqlite:///{tmp_path / 'bad.db'}", max_image_bytes=200_000,
-                       max_image_pixels=1_000_000, max_images=3, max_body_bytes=1_000_000)  # fmt: skip
+    return make_client(
+        f"sqlite:///{tmp_path / 'bad.db'}",
+        max_image_bytes=200_000,
+        max_image_pixels=1_000_000,
+        max_images=3,
+        max_body_bytes=1_000_000,
+    )
 
 
 def _post(api, files, data=None):
@@ -26,7 +31,12 @@ def _png_bomb(width=5000, height=5000) -> bytes:
     import struct
 
     def chunk(kind, payload):
-        return struct.pack(">I", len(payload)) + kind + payload + struct.pack(">I", zlib.crc32(kind + payload))
+        return (
+            struct.pack(">I", len(payload))
+            + kind
+            + payload
+            + struct.pack(">I", zlib.crc32(kind + payload))
+        )
 
     ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
     raw = zlib.compress(b"\x00" * (width * 3 + 1) * 50)
@@ -46,17 +56,32 @@ def _img(data, name="x.jpg", ctype="image/jpeg"):
 
 CASES = {
     "empty image": (_img(b""), 422, "InvalidImage"),
-    "random bytes labelled png": (_img(b"\x13\x37" * 500, "x.png", "image/png"), 415, "UnsupportedMediaType"),
+    "random bytes labelled png": (
+        _img(b"\x13\x37" * 500, "x.png", "image/png"),
+        415,
+        "UnsupportedMediaType",
+    ),
     "gif": (_img(image_bytes("GIF"), "x.gif", "image/gif"), 415, "UnsupportedMediaType"),
     "truncated jpeg": (_img(image_bytes("JPEG", seed=1)[:300]), 422, "InvalidImage"),
     "broken png body": (_img(image_bytes("PNG")[:40] + b"\x00" * 50, "x.png"), 422, "InvalidImage"),
     "decompression bomb": (_img(_png_bomb(), "bomb.png", "image/png"), 413, "PayloadTooLarge"),
     "animated webp": (_img(_animated("WEBP"), "a.webp", "image/webp"), 415, "UnsupportedMediaType"),
     "animated png": (_img(_animated("PNG"), "a.png", "image/png"), 415, "UnsupportedMediaType"),
-    "image over byte limit": (_img(image_bytes("PNG", size=(400, 400), seed=3)), 413, "PayloadTooLarge"),
-    "too many images": ([("images", (f"{i}.jpg", image_bytes(), "image/jpeg")) for i in range(4)], 413,
-                        "PayloadTooLarge"),
-    "polyglot (zip labelled jpeg)": (_img(b"PK\x03\x04" + b"\x00" * 100), 415, "UnsupportedMediaType"),
+    "image over byte limit": (
+        _img(image_bytes("PNG", size=(400, 400), seed=3)),
+        413,
+        "PayloadTooLarge",
+    ),
+    "too many images": (
+        [("images", (f"{i}.jpg", image_bytes(), "image/jpeg")) for i in range(4)],
+        413,
+        "PayloadTooLarge",
+    ),
+    "polyglot (zip labelled jpeg)": (
+        _img(b"PK\x03\x04" + b"\x00" * 100),
+        415,
+        "UnsupportedMediaType",
+    ),
     "hostile filename is fine": (_img(image_bytes(), "../../etc/passwd"), 201, None),
 }
 
@@ -100,12 +125,13 @@ def test_oversized_body_with_and_without_content_length(api):
     assert r.status_code == 413 and r.json()["error"] == "PayloadTooLarge"
 
     def chunks():
-        yield b"--b\r\nContent-Disposition: form-data; name=\"title\"\r\n\r\nt\r\n"
+        yield b'--b\r\nContent-Disposition: form-data; name="title"\r\n\r\nt\r\n'
         for _ in range(30):
             yield b"x" * 50_000
 
-    r = api.post("/movies", content=chunks(),
-                 headers={"content-type": "multipart/form-data; boundary=b"})  # fmt: skip
+    r = api.post(
+        "/movies", content=chunks(), headers={"content-type": "multipart/form-data; boundary=b"}
+    )
     assert r.status_code == 413, r.text
 
 

@@ -28,12 +28,15 @@ IMG = image_bytes("JPEG", seed=7)
 
 def _env(tiny_models, data_dir, db_url, **extra) -> dict[str, str]:
     env = {
-        "MOVIEREC_DATA_DIR": str(data_dir), "MOVIEREC_DATABASE_URL": db_url,
+        "MOVIEREC_DATA_DIR": str(data_dir),
+        "MOVIEREC_DATABASE_URL": db_url,
         "MOVIEREC_TEXT_MODEL": tiny_models["text_model"],
         "MOVIEREC_IMAGE_MODEL": tiny_models["image_model"],
-        "MOVIEREC_IMAGE_WEIGHTS": tiny_models["image_weights"], "MOVIEREC_DEVICE": "cpu",
-        "MOVIEREC_MAX_CONCURRENT_INGESTS": "4", "MOVIEREC_INGEST_WAIT_SECONDS": "30",
-    }  # fmt: skip
+        "MOVIEREC_IMAGE_WEIGHTS": tiny_models["image_weights"],
+        "MOVIEREC_DEVICE": "cpu",
+        "MOVIEREC_MAX_CONCURRENT_INGESTS": "4",
+        "MOVIEREC_INGEST_WAIT_SECONDS": "30",
+    }
     env.update({f"MOVIEREC_{k.upper()}": str(v) for k, v in extra.items()})
     return env
 
@@ -41,34 +44,57 @@ def _env(tiny_models, data_dir, db_url, **extra) -> dict[str, str]:
 def post(url: str, external_id: str, timeout: float = 30) -> int | None:
     """The new id when acknowledged (2xx), None when the request failed."""
     try:
-        r = httpx.post(url + "/movies", data={"title": external_id, "plot": f"plot of {external_id}",
-                       "genres": "Horror", "external_id": external_id},
-                       files=[("images", ("p.jpg", IMG, "image/jpeg"))], timeout=timeout)  # fmt: skip
+        r = httpx.post(
+            url + "/movies",
+            data={
+                "title": external_id,
+                "plot": f"plot of {external_id}",
+                "genres": "Horror",
+                "external_id": external_id,
+            },
+            files=[("images", ("p.jpg", IMG, "image/jpeg"))],
+            timeout=timeout,
+        )
     except httpx.HTTPError:
         return None
     return r.json()["id"] if r.status_code in (200, 201) else None
 
 
-def check_consistent(server: ServerProcess, db_url: str, data_dir, acked: dict[str, int],
-                     deleted: set[int]) -> dict:  # fmt: skip
+def check_consistent(
+    server: ServerProcess, db_url: str, data_dir, acked: dict[str, int], deleted: set[int]
+) -> dict:
     """Live server: acked present, deleted gone; then a clean stop and the snapshot == database."""
-    lost = [e for e, i in acked.items() if i not in deleted
-            and httpx.get(f"{server.url}/movies/{i}", timeout=10).status_code != 200]  # fmt: skip
-    resurrected = [i for i in deleted if httpx.get(f"{server.url}/movies/{i}", timeout=10).status_code != 404]
+    lost = [
+        e
+        for e, i in acked.items()
+        if i not in deleted and httpx.get(f"{server.url}/movies/{i}", timeout=10).status_code != 200
+    ]
+    resurrected = [
+        i for i in deleted if httpx.get(f"{server.url}/movies/{i}", timeout=10).status_code != 404
+    ]
     ready = httpx.get(server.url + "/ready", timeout=10).json()
     server.stop()
     engine = create_engine(db_url)
     with engine.connect() as conn:
-        stored = {i: from_bytes(v) for i, v in conn.execute(select(MovieVector.movie_id, MovieVector.vector))}
+        stored = {
+            i: from_bytes(v)
+            for i, v in conn.execute(select(MovieVector.movie_id, MovieVector.vector))
+        }
         movies = set(conn.scalars(select(Movie.id)))
     engine.dispose()
     index = VectorIndex(256)
     index.load(data_dir / "index", model_version=ready["model_version"])
-    mismatched = [i for i, v in stored.items()
-                  if index.vector(i) is None or not np.allclose(index.vector(i), v, atol=1e-6)]  # fmt: skip
+    mismatched = [
+        i
+        for i, v in stored.items()
+        if index.vector(i) is None or not np.allclose(index.vector(i), v, atol=1e-6)
+    ]
     return {
-        "lost": lost, "resurrected": resurrected, "ready": ready["index_consistent"],
-        "index_equals_db": index.ids() == set(stored) == movies, "mismatched": mismatched,
+        "lost": lost,
+        "resurrected": resurrected,
+        "ready": ready["index_consistent"],
+        "index_equals_db": index.ids() == set(stored) == movies,
+        "mismatched": mismatched,
         "tmp_files": sorted(p.name for p in (data_dir / "index").glob("*.tmp")),
     }
 
@@ -121,12 +147,16 @@ def test_every_failpoint(tiny_models, tmp_path):
         server.kill()
     server.start()
     report = check_consistent(server, db_url, data_dir, acked, deleted)
-    print(f"[crash] failpoints: {len(POINTS)} points, {len(acked)} acknowledged writes, "
-          f"{len(report['lost'])} lost, {len(report['mismatched'])} vector mismatches")
+    print(
+        f"[crash] failpoints: {len(POINTS)} points, {len(acked)} acknowledged writes, "
+        f"{len(report['lost'])} lost, {len(report['mismatched'])} vector mismatches"
+    )
     assert_clean(report)
 
 
-def _load(url: str, acked: dict, deleted: set, stop: threading.Event, prefix: str, rng: random.Random):
+def _load(
+    url: str, acked: dict, deleted: set, stop: threading.Event, prefix: str, rng: random.Random
+):
     n = 0
     while not stop.is_set():
         ext = f"{prefix}-{n}"
@@ -152,9 +182,20 @@ def run_random_kills(tiny_models, tmp_path, db_url, rounds: int, seed: int = 0) 
     for r in range(rounds):
         ready_times.append(server.start())
         stop = threading.Event()
-        workers = [threading.Thread(target=_load, args=(server.url, acked, deleted, stop, f"r{r}w{w}",
-                                                        random.Random(seed * 100 + r * 10 + w)))
-                   for w in range(3)]  # fmt: skip
+        workers = [
+            threading.Thread(
+                target=_load,
+                args=(
+                    server.url,
+                    acked,
+                    deleted,
+                    stop,
+                    f"r{r}w{w}",
+                    random.Random(seed * 100 + r * 10 + w),
+                ),
+            )
+            for w in range(3)
+        ]
         for w in workers:
             w.start()
         time.sleep(rng.uniform(2.0, 5.0))
@@ -164,16 +205,20 @@ def run_random_kills(tiny_models, tmp_path, db_url, rounds: int, seed: int = 0) 
             w.join(30)
     ready_times.append(server.start())
     report = check_consistent(server, db_url, data_dir, acked, deleted)
-    report.update(acked=len(acked), deletes=len(deleted), kills=rounds,
-                  max_ready_s=max(ready_times))  # fmt: skip
+    report.update(
+        acked=len(acked), deletes=len(deleted), kills=rounds, max_ready_s=max(ready_times)
+    )
     return report
 
 
 def test_random_kills_under_load(tiny_models, tmp_path, crash_db, request):
     rounds = 8 if request.config.getoption("--soak") else 2
     report = run_random_kills(tiny_models, tmp_path, crash_db, rounds)
-    print(f"\n[crash] {crash_db.split(':')[0]}: {report['kills']} SIGKILLs, {report['acked']} acknowledged "
-          f"writes, {report['deletes']} deletes, {len(report['lost'])} lost, "
-          f"{len(report['mismatched'])} mismatches, max time to ready {report['max_ready_s']:.1f}s")
+    print(
+        f"\n[crash] {crash_db.split(':')[0]}: {report['kills']} SIGKILLs, "
+        f"{report['acked']} acknowledged "
+        f"writes, {report['deletes']} deletes, {len(report['lost'])} lost, "
+        f"{len(report['mismatched'])} mismatches, max time to ready {report['max_ready_s']:.1f}s"
+    )
     assert report["acked"] > 0
     assert_clean(report)

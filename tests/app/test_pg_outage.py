@@ -17,7 +17,11 @@ from tests.app.util import post_movie
 
 
 def _cluster() -> list[str]:
-    versions = sorted(p.name for p in Path("/etc/postgresql").glob("*")) if Path("/etc/postgresql").is_dir() else []
+    versions = (
+        sorted(p.name for p in Path("/etc/postgresql").glob("*"))
+        if Path("/etc/postgresql").is_dir()
+        else []
+    )
     if not versions or not shutil.which("pg_ctlcluster"):
         pytest.skip("pg_ctlcluster / a local cluster is not available")
     return ["pg_ctlcluster", "--skip-systemctl-redirect", versions[-1], "main"]

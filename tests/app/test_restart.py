@@ -6,17 +6,27 @@ from tests.app.util import post_movie
 
 def answers(client, ids):
     return {
-        i: [(x["movie"]["id"], round(x["score"], 5)) for x in
-            client.get(f"/movies/{i}/similar", params={"k": 5}).json()["results"]]
+        i: [
+            (x["movie"]["id"], round(x["score"], 5))
+            for x in client.get(f"/movies/{i}/similar", params={"k": 5}).json()["results"]
+        ]
         for i in ids
-    }  # fmt: skip
+    }
 
 
 def test_restart_snapshot_and_rebuild(make_client, database_url, tmp_path):
     data_dir = tmp_path / "svc"
     first = make_client(database_url, data_dir=data_dir, snapshot_every=4)
-    ids = [post_movie(first, title=f"m{i}", plot=f"story {i} of a ghost and a dog", seed=i,
-                      genres=["Horror" if i % 2 else "Comedy"]).json()["id"] for i in range(9)]  # fmt: skip
+    ids = [
+        post_movie(
+            first,
+            title=f"m{i}",
+            plot=f"story {i} of a ghost and a dog",
+            seed=i,
+            genres=["Horror" if i % 2 else "Comedy"],
+        ).json()["id"]
+        for i in range(9)
+    ]
     first.delete(f"/movies/{ids[3]}")
     ids.remove(ids[3])
     expected = answers(first, ids)

@@ -7,7 +7,14 @@ from pathlib import Path
 
 from tests.helpers import image_bytes
 
-GENRES = ["Horror|Thriller", "Comedy", "Drama|Romance", "Animation|Family", "Action|War", "Documentary"]
+GENRES = [
+    "Horror|Thriller",
+    "Comedy",
+    "Drama|Romance",
+    "Animation|Family",
+    "Action|War",
+    "Documentary",
+]
 
 
 def write_dataset(root: Path, n: int = 24, with_images: bool = True) -> Path:
@@ -21,8 +28,13 @@ def write_dataset(root: Path, n: int = 24, with_images: bool = True) -> Path:
         w = csv.writer(fh, quoting=csv.QUOTE_NONNUMERIC)
         w.writerow(["id", "plot"])
         for i in range(1, n + 1):
-            w.writerow([i, f"a {GENRES[i % len(GENRES)].split('|')[0].lower()} story of a family "
-                           f"and a dark city, number {i}"])
+            w.writerow(
+                [
+                    i,
+                    f"a {GENRES[i % len(GENRES)].split('|')[0].lower()} story of a family "
+                    f"and a dark city, number {i}",
+                ]
+            )
     with (root / "similar.csv").open("w", newline="", encoding="utf-8") as fh:
         w = csv.writer(fh)
         w.writerow(["target_id", "similar_id", "source"])

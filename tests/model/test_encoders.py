@@ -7,8 +7,12 @@ from model.config import ImageEncoderConfig, TextEncoderConfig
 from model.image import ImageEncoder
 from model.text import KoBertTokenizer, TextEncoder
 
-PLOTS = ["a detective hunts a killer in a dark city", "a family dog saves the school",
-         "love and war in space", ""]  # fmt: skip
+PLOTS = [
+    "a detective hunts a killer in a dark city",
+    "a family dog saves the school",
+    "love and war in space",
+    "",
+]
 
 
 def test_tiny_text_encoder_from_local_dir(tiny_models):
@@ -34,16 +38,35 @@ def tiny_kobert(tmp_path_factory, tiny_models):
     from transformers import BertConfig, BertModel
 
     d = tmp_path_factory.mktemp("tiny-kobert")
-    corpus = ["형사가 어두운 도시에서 살인자를 쫓는다", "가족과 개가 학교를 구한다",
-              "우주에서 사랑과 전쟁", "a detective in the city"] * 50  # fmt: skip
+    corpus = [
+        "형사가 어두운 도시에서 살인자를 쫓는다",
+        "가족과 개가 학교를 구한다",
+        "우주에서 사랑과 전쟁",
+        "a detective in the city",
+    ] * 50
     spm.SentencePieceTrainer.train(
-        sentence_iterator=iter(corpus), model_prefix=str(d / "spiece"), vocab_size=46, hard_vocab_limit=False,
-        user_defined_symbols=["[PAD]", "[CLS]", "[SEP]", "[MASK]"], unk_piece="[UNK]",
-        pad_id=-1, bos_id=-1, eos_id=-1, character_coverage=1.0,
-    )  # fmt: skip
+        sentence_iterator=iter(corpus),
+        model_prefix=str(d / "spiece"),
+        vocab_size=46,
+        hard_vocab_limit=False,
+        user_defined_symbols=["[PAD]", "[CLS]", "[SEP]", "[MASK]"],
+        unk_piece="[UNK]",
+        pad_id=-1,
+        bos_id=-1,
+        eos_id=-1,
+        character_coverage=1.0,
+    )
     torch.manual_seed(0)
-    BertModel(BertConfig(vocab_size=64, hidden_size=32, num_hidden_layers=1, num_attention_heads=2,
-                         intermediate_size=64, max_position_embeddings=64)).save_pretrained(d)  # fmt: skip
+    BertModel(
+        BertConfig(
+            vocab_size=64,
+            hidden_size=32,
+            num_hidden_layers=1,
+            num_attention_heads=2,
+            intermediate_size=64,
+            max_position_embeddings=64,
+        )
+    ).save_pretrained(d)
     return d
 
 
@@ -70,8 +93,9 @@ def _images(n):
 
 
 def test_tiny_image_encoder_loads_local_weights_and_mean_pools(tiny_models):
-    cfg = ImageEncoderConfig(name="test_efficientnet", weights=tiny_models["image_weights"],
-                             batch_size=2)  # fmt: skip
+    cfg = ImageEncoderConfig(
+        name="test_efficientnet", weights=tiny_models["image_weights"], batch_size=2
+    )
     enc = ImageEncoder(cfg, "cpu")
     assert enc.dim == 256 and enc.input_size == 160
     ims = _images(3)
@@ -87,8 +111,9 @@ def test_tiny_image_encoder_loads_local_weights_and_mean_pools(tiny_models):
 
 
 def test_image_size_override_and_preprocessing_from_model(tiny_models):
-    cfg = ImageEncoderConfig(name="test_efficientnet", weights=tiny_models["image_weights"],
-                             image_size=96)  # fmt: skip
+    cfg = ImageEncoderConfig(
+        name="test_efficientnet", weights=tiny_models["image_weights"], image_size=96
+    )
     enc = ImageEncoder(cfg, "cpu")
     assert enc.preprocess(_images(1)[0]).shape == (3, 96, 96)
     assert tuple(enc.data_config["mean"]) == pytest.approx((0.485, 0.456, 0.406))
@@ -104,9 +129,13 @@ def test_movie_without_images_is_an_error(tiny_models):
 def test_real_minilm_ranks_paraphrases_together(shared_dir):
     enc = TextEncoder(TextEncoderConfig(name=str(shared_dir / "models/all-MiniLM-L6-v2")), "cpu")
     assert enc.dim == 384 and enc.pooling == "mean"
-    v = enc.encode(["A young wizard attends a school of magic.",
-                    "A boy discovers he is a wizard and goes to a magic academy.",
-                    "Two detectives investigate a series of brutal murders."])  # fmt: skip
+    v = enc.encode(
+        [
+            "A young wizard attends a school of magic.",
+            "A boy discovers he is a wizard and goes to a magic academy.",
+            "Two detectives investigate a series of brutal murders.",
+        ]
+    )
     v /= np.linalg.norm(v, axis=1, keepdims=True)
     assert v[0] @ v[1] > v[0] @ v[2] + 0.2
 
@@ -114,10 +143,14 @@ def test_real_minilm_ranks_paraphrases_together(shared_dir):
 @pytest.mark.slow
 def test_real_efficientnet_lite0_from_local_weights(shared_dir):
     d = shared_dir / "models/tf_efficientnet_lite0"
-    enc = ImageEncoder(ImageEncoderConfig(name="tf_efficientnet_lite0",
-                                          weights=str(d / "model.safetensors")), "cpu")  # fmt: skip
+    enc = ImageEncoder(
+        ImageEncoderConfig(name="tf_efficientnet_lite0", weights=str(d / "model.safetensors")),
+        "cpu",
+    )
     assert enc.dim == 1280 and enc.input_size == 224
-    assert tuple(enc.data_config["mean"]) == pytest.approx((0.5, 0.5, 0.5))  # from the model, not ImageNet's
+    assert tuple(enc.data_config["mean"]) == pytest.approx(
+        (0.5, 0.5, 0.5)
+    )  # from the model, not ImageNet's
     posters = sorted((shared_dir / "data/tmdb-similar/images").iterdir())[:3]
     ims = [Image.open(p / "poster.jpg").convert("RGB") for p in posters]
     feats = enc.encode(ims)

@@ -33,8 +33,15 @@ def test_too_short_input_is_a_clear_error():
 
 
 def test_same_padding_accepts_short_inputs():
-    net = TextImageNet(FusionConfig(text_dim=32, image_dim=64, padding="same",
-                                    kernel_sizes=(3, 3, 3, 3, 3), filters=(4, 4, 4, 4, 4)))
+    net = TextImageNet(
+        FusionConfig(
+            text_dim=32,
+            image_dim=64,
+            padding="same",
+            kernel_sizes=(3, 3, 3, 3, 3),
+            filters=(4, 4, 4, 4, 4),
+        )
+    )
     assert net(torch.randn(2, 32), torch.randn(2, 64)).shape == (2, 256)
 
 
@@ -43,8 +50,10 @@ def test_random_projection_is_deterministic_and_preserves_neighbours():
     text, image = torch.randn(50, 32), torch.randn(50, 64)
     torch.testing.assert_close(a(text, image), b(text, image))
     # the nearest neighbour in concat space stays among the top-3 after projection for most rows
-    x = torch.cat([torch.nn.functional.normalize(text, dim=1),
-                   torch.nn.functional.normalize(image, dim=1)], dim=1)
+    x = torch.cat(
+        [torch.nn.functional.normalize(text, dim=1), torch.nn.functional.normalize(image, dim=1)],
+        dim=1,
+    )
     x = torch.nn.functional.normalize(x, dim=1)
     sims, proj = x @ x.T, a(text, image) @ a(text, image).T
     sims.fill_diagonal_(-2)

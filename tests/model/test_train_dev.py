@@ -12,11 +12,13 @@ from model.features import FeatureCache, compute_features
 def dev_features(shared_dir, tmp_path_factory):
     ds = load_dataset(shared_dir / "data" / "tmdb-similar")
     cache = compute_features(
-        ds, text_model=str(shared_dir / "models/all-MiniLM-L6-v2"),
+        ds,
+        text_model=str(shared_dir / "models/all-MiniLM-L6-v2"),
         image_model="tf_efficientnet_lite0",
         image_weights=str(shared_dir / "models/tf_efficientnet_lite0/model.safetensors"),
-        device="cpu", progress=False,
-    )  # fmt: skip
+        device="cpu",
+        progress=False,
+    )
     path = tmp_path_factory.mktemp("dev") / "features.safetensors"
     cache.save(path)
     return ds, path
@@ -35,16 +37,20 @@ def _train(dev_features, tmp_path, head, epochs=10, patience=5):
 
     ds, path = dev_features
     cache = FeatureCache.load(path)
-    cfg = TrainConfig(loss="improved", batch_size=64, lr=scaled_lr(64), epochs=epochs,
-                      patience=patience, seed=0)  # fmt: skip
-    result = train(cache, ds, out_dir=tmp_path / head, cfg=cfg, preset="small", head=head,
-                   progress=False)  # fmt: skip
+    cfg = TrainConfig(
+        loss="improved", batch_size=64, lr=scaled_lr(64), epochs=epochs, patience=patience, seed=0
+    )
+    result = train(
+        cache, ds, out_dir=tmp_path / head, cfg=cfg, preset="small", head=head, progress=False
+    )
     results = evaluate_methods(cache, ds, checkpoints={head: str(tmp_path / head)})
     trained = results[head]["thesis_recall@20"]
     untrained = results["untrained: concat -> random FC 256"]["thesis_recall@20"]
-    print(f"\n[train {head}] val loss {result.first_val_loss:.5f} -> {result.best_val_loss:.5f} "
-          f"(epoch {result.best_epoch}, {result.seconds:.0f}s); test Recall@20 trained "
-          f"{trained:.3f} vs untrained {untrained:.3f}")  # fmt: skip
+    print(
+        f"\n[train {head}] val loss {result.first_val_loss:.5f} -> {result.best_val_loss:.5f} "
+        f"(epoch {result.best_epoch}, {result.seconds:.0f}s); test Recall@20 trained "
+        f"{trained:.3f} vs untrained {untrained:.3f}"
+    )
     return result, trained, untrained
 
 
