@@ -1,6 +1,7 @@
 """Every bad input gets a clear 4xx with {"error", "detail"}; never a 500, never lost data."""
 
 import io
+import time
 import zlib
 
 import pytest
@@ -171,3 +172,29 @@ def test_rejected_input_loses_nothing(api):
     assert r.status_code == 415
     assert api.get(f"/movies/{ok['id']}").json()["title"] == ok["title"]
     assert api.get("/ready").json()["indexed"] == 1
+
+
+def test_corpus_latency_and_memory(api):
+    """The whole hostile corpus, three times over: each answer fast, memory flat (no decode of
+    bombs, nothing retained). Figures are printed for docs/RELIABILITY.md."""
+    import os
+
+    from tests.app.test_concurrency import rss_mib
+
+    for files, _, _ in CASES.values():  # warm-up: first decode paths, lazy imports
+        _post(api, files)
+    rss_start = rss_mib(os.getpid())
+    worst = 0.0
+    for _ in range(3):
+        for name, (files, status, _) in CASES.items():
+            started = time.perf_counter()
+            r = _post(api, files)
+            worst = max(worst, time.perf_counter() - started)
+            assert r.status_code == status, name
+    rss_growth = rss_mib(os.getpid()) - rss_start
+    print(
+        f"\n[hostile] {3 * len(CASES)} hostile uploads, slowest {worst:.2f}s, "
+        f"RSS growth {rss_growth:.1f} MiB"
+    )
+    assert worst < 5.0, "a hostile upload took too long (hang?)"
+    assert rss_growth < 100
