@@ -64,6 +64,7 @@ class VectorIndex:
         self._index = self._empty()
         self._live: set[int] = set()
         self._removed: set[int] = set()  # hnsw tombstones
+        self._stale = 0  # hnsw: replaced vectors still in the graph
 
     def _empty(self) -> faiss.IndexIDMap2:
         if self.kind == "flat":
@@ -80,10 +81,11 @@ class VectorIndex:
         if (ids < 0).any():
             raise ValueError("movie ids must be non-negative (-1 is FAISS' 'no result')")
         with self.lock.write():
-            if self.kind == "flat":
-                present = [i for i in ids.tolist() if i in self._live]
-                if present:
-                    self._index.remove_ids(np.array(present, dtype=np.int64))
+            present = [i for i in ids.tolist() if i in self._live]
+            if self.kind == "flat" and present:
+                self._index.remove_ids(np.array(present, dtype=np.int64))
+            elif present:
+                self._stale += len(present)
             self._index.add_with_ids(vectors, ids)
             self._live.update(ids.tolist())
             self._removed.difference_update(ids.tolist())
@@ -106,6 +108,24 @@ class VectorIndex:
             fresh.upsert(ids, vectors)
         with self.lock.write():
             self._index, self._live, self._removed = fresh._index, fresh._live, set()
+            self._stale = 0
+
+    def needs_compaction(self, fraction: float = 0.1) -> bool:
+        """HNSW only: tombstones and replaced vectors above `fraction` of the graph."""
+        return self.kind == "hnsw" and (len(self._removed) + self._stale) > fraction * max(
+            self._index.ntotal, 1
+        )
+
+    def compact(self) -> None:
+        """Rebuild the HNSW graph from the live vectors (drops tombstones and stale copies)."""
+        with self.lock.read():
+            ids = np.array(sorted(self._live), dtype=np.int64)
+            vectors = (
+                np.stack([self._index.reconstruct(int(i)) for i in ids])
+                if len(ids)
+                else np.zeros((0, self.dim), np.float32)
+            )
+        self.replace_all(ids, vectors)
 
     # -- reads (concurrent) ---------------------------------------------------------------------
     def __len__(self) -> int:

@@ -71,6 +71,9 @@ def replay(state: AppState, after_seq: int) -> int:
 
 
 def snapshot(state: AppState, last_seq: int | None = None) -> None:
+    """Callers hold the write lock (or own the state alone), so no change slips in between."""
+    if state.index.needs_compaction():
+        state.index.compact()
     if last_seq is None:
         with state.sessions() as session:
             last_seq = MovieRepository(session).last_seq()

@@ -84,3 +84,18 @@ def test_bad_snapshots_are_detected(tmp_path):
     (tmp_path / MANIFEST_FILE).write_text("{not json")
     with pytest.raises(SnapshotError):
         VectorIndex(16).load(tmp_path, model_version="m1")
+
+
+def test_hnsw_compaction_drops_tombstones_and_stale_copies():
+    x = clustered(200)
+    index = VectorIndex(16, "hnsw")
+    index.upsert(np.arange(200), x)
+    assert not index.needs_compaction()
+    index.remove(list(range(10)))
+    index.upsert(np.arange(10, 25), x[:15])  # 15 replaced: stale copies stay in the graph
+    assert index.needs_compaction()
+    before = index.search(x[3], 10)
+    index.compact()
+    assert not index.needs_compaction()
+    assert index._index.ntotal == 190 and index.ids() == set(range(10, 200))
+    assert index.search(x[3], 10) == before
