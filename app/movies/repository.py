@@ -3,12 +3,50 @@
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from datetime import datetime
 
 import numpy as np
 from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session, selectinload
 
 from app.movies.models import ChangeLog, Movie, MovieFeatures, MovieGenreGroup, MovieVector
+
+
+@dataclass
+class MovieCard:
+    """What a response shows of a movie, read with plain selects (no ORM identity map) on the
+    hot path, or built from an ORM row elsewhere."""
+
+    id: int
+    external_id: str | None
+    title: str
+    plot: str
+    year: int | None
+    genres: list[str]
+    created_at: datetime
+    updated_at: datetime
+    groups: list[tuple[int, bool, float]]  # (group id, inferred, confidence)
+    model_version: str | None
+    image_count: int | None
+    text: np.ndarray | None = None  # raw encoder features, for explanations
+    image: np.ndarray | None = None
+
+    @classmethod
+    def from_movie(cls, m: Movie) -> MovieCard:
+        return cls(
+            id=m.id,
+            external_id=m.external_id,
+            title=m.title,
+            plot=m.plot,
+            year=m.year,
+            genres=list(m.genres or []),
+            created_at=m.created_at,
+            updated_at=m.updated_at,
+            groups=[(g.group_id, g.inferred, g.confidence) for g in m.groups],
+            model_version=m.vector.model_version if m.vector else None,
+            image_count=m.features.image_count if m.features else None,
+        )
 
 
 def to_bytes(x: np.ndarray) -> bytes:
@@ -29,16 +67,61 @@ class MovieRepository:
             stmt = stmt.options(selectinload(Movie.features), selectinload(Movie.vector))
         return self.session.scalar(stmt)
 
-    def get_many(self, ids: Sequence[int]) -> dict[int, Movie]:
-        """One round trip (plus eager loads) for a whole result page, keyed by id."""
+    def cards(self, ids: Sequence[int]) -> dict[int, MovieCard]:
+        """Cards with raw features for a whole similar-movies answer: two selects in all."""
         if not ids:
             return {}
+        wanted = list(ids)
         stmt = (
-            select(Movie)
-            .where(Movie.id.in_(list(ids)))
-            .options(selectinload(Movie.features), selectinload(Movie.vector))
+            select(
+                Movie.id,
+                Movie.external_id,
+                Movie.title,
+                Movie.plot,
+                Movie.year,
+                Movie.genres,
+                Movie.created_at,
+                Movie.updated_at,
+                MovieVector.model_version,
+                MovieFeatures.image_count,
+                MovieFeatures.text,
+                MovieFeatures.image,
+            )
+            .join(MovieFeatures, MovieFeatures.movie_id == Movie.id)
+            .join(MovieVector, MovieVector.movie_id == Movie.id)
+            .where(Movie.id.in_(wanted))
         )
-        return {m.id: m for m in self.session.scalars(stmt)}
+        groups: dict[int, list[tuple[int, bool, float]]] = {}
+        group_rows = (
+            select(
+                MovieGenreGroup.movie_id,
+                MovieGenreGroup.group_id,
+                MovieGenreGroup.inferred,
+                MovieGenreGroup.confidence,
+            )
+            .where(MovieGenreGroup.movie_id.in_(wanted))
+            .order_by(MovieGenreGroup.group_id)
+        )
+        for movie_id, group_id, inferred, confidence in self.session.execute(group_rows):
+            groups.setdefault(movie_id, []).append((group_id, inferred, confidence))
+        out = {}
+        for r in self.session.execute(stmt):
+            out[r.id] = MovieCard(
+                id=r.id,
+                external_id=r.external_id,
+                title=r.title,
+                plot=r.plot,
+                year=r.year,
+                genres=list(r.genres or []),
+                created_at=r.created_at,
+                updated_at=r.updated_at,
+                groups=groups.get(r.id, []),
+                model_version=r.model_version,
+                image_count=r.image_count,
+                text=from_bytes(r.text),
+                image=from_bytes(r.image),
+            )
+        return out
 
     def by_external_id(self, external_id: str) -> Movie | None:
         return self.session.scalar(select(Movie).where(Movie.external_id == external_id))

@@ -14,7 +14,7 @@ from app.failpoints import failpoint
 from app.movies.explain import cosine, explain
 from app.movies.images import ImageLimits, decode_image
 from app.movies.models import Movie, MovieFeatures, MovieVector
-from app.movies.repository import MovieRepository, from_bytes, to_bytes
+from app.movies.repository import MovieCard, MovieRepository, from_bytes, to_bytes
 from app.movies.schemas import GenreGroupRef, MovieRead
 from app.movies.text import clean_text
 from app.search.sync import snapshot
@@ -33,27 +33,25 @@ def as_utc(value: datetime) -> datetime:
     return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
 
 
-def movie_read(movie: Movie) -> MovieRead:
+def movie_read(movie: Movie | MovieCard) -> MovieRead:
+    card = MovieCard.from_movie(movie) if isinstance(movie, Movie) else movie
     return MovieRead(
-        id=movie.id,
-        external_id=movie.external_id,
-        title=movie.title,
-        plot=movie.plot,
-        year=movie.year,
-        genres=list(movie.genres or []),
+        id=card.id,
+        external_id=card.external_id,
+        title=card.title,
+        plot=card.plot,
+        year=card.year,
+        genres=card.genres,
         genre_groups=[
             GenreGroupRef(
-                id=g.group_id,
-                name=GENRE_GROUPS[g.group_id],
-                inferred=g.inferred,
-                confidence=round(g.confidence, 4),
+                id=g, name=GENRE_GROUPS[g], inferred=inferred, confidence=round(confidence, 4)
             )
-            for g in movie.groups
+            for g, inferred, confidence in card.groups
         ],
-        model_version=movie.vector.model_version if movie.vector else None,
-        image_count=movie.features.image_count if movie.features else None,
-        created_at=as_utc(movie.created_at),
-        updated_at=as_utc(movie.updated_at),
+        model_version=card.model_version,
+        image_count=card.image_count,
+        created_at=as_utc(card.created_at),
+        updated_at=as_utc(card.updated_at),
     )
 
 
@@ -199,29 +197,30 @@ def similar_movies(
     k: int,
     exclude: set[int],
     genre_group: int | None,
-) -> tuple[Movie, list[tuple[Movie, float, dict]]]:
-    query = get_movie(session, movie_id)
-    if query.vector is None or query.features is None:
-        raise MovieNotFound(f"movie {movie_id} has no vector yet")
+) -> tuple[MovieCard, list[tuple[MovieCard, float, dict]]]:
+    """The query vector comes from the index (updated before any write is acknowledged), so the
+    answer costs the search plus one read of the query's and results' rows."""
+    vector = state.index.vector(movie_id)
+    if vector is None:
+        raise MovieNotFound(f"no movie with id {movie_id}")
     repo = MovieRepository(session)
     allowed = repo.ids_in_group(genre_group) if genre_group is not None else None
-    hits = state.index.search(
-        from_bytes(query.vector.vector), k, exclude=exclude | {movie_id}, allowed=allowed
-    )
-    rows = repo.get_many([i for i, _ in hits])
-    q_text, q_image = from_bytes(query.features.text), from_bytes(query.features.image)
-    q_groups = [g.group_id for g in query.groups]
+    hits = state.index.search(vector, k, exclude=exclude | {movie_id}, allowed=allowed)
+    cards = repo.cards([movie_id, *(i for i, _ in hits)])
+    query = cards.get(movie_id)
+    if query is None:  # deleted since the search
+        raise MovieNotFound(f"no movie with id {movie_id}")
     results = []
-    for movie_id_, score in hits:
-        movie = rows.get(movie_id_)
-        if movie is None or movie.features is None:  # deleted between search and load
+    for result_id, score in hits:
+        card = cards.get(result_id)
+        if card is None:  # deleted between search and read
             continue
         why = explain(
-            query_groups=q_groups,
-            result_groups=[g.group_id for g in movie.groups],
-            text_sim=cosine(q_text, from_bytes(movie.features.text)),
-            image_sim=cosine(q_image, from_bytes(movie.features.image)),
+            query_groups=[g for g, _, _ in query.groups],
+            result_groups=[g for g, _, _ in card.groups],
+            text_sim=cosine(query.text, card.text),
+            image_sim=cosine(query.image, card.image),
             calibration=state.calibration,
         )
-        results.append((movie, float(score), why))
+        results.append((card, float(score), why))
     return query, results

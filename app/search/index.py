@@ -65,6 +65,7 @@ class VectorIndex:
         self._live: set[int] = set()
         self._removed: set[int] = set()  # hnsw tombstones
         self._stale = 0  # hnsw: replaced vectors still in the graph
+        self._view: tuple[np.ndarray, np.ndarray] | None = None  # flat: (xb view, ids), see _flat
 
     def _empty(self) -> faiss.IndexIDMap2:
         if self.kind == "flat":
@@ -87,6 +88,7 @@ class VectorIndex:
             elif present:
                 self._stale += len(present)
             self._index.add_with_ids(vectors, ids)
+            self._view = None
             self._live.update(ids.tolist())
             self._removed.difference_update(ids.tolist())
 
@@ -97,6 +99,7 @@ class VectorIndex:
                 return
             if self.kind == "flat":
                 self._index.remove_ids(np.array(gone, dtype=np.int64))
+                self._view = None
             else:
                 self._removed.update(gone)
             self._live.difference_update(gone)
@@ -108,7 +111,7 @@ class VectorIndex:
             fresh.upsert(ids, vectors)
         with self.lock.write():
             self._index, self._live, self._removed = fresh._index, fresh._live, set()
-            self._stale = 0
+            self._stale, self._view = 0, None
 
     def needs_compaction(self, fraction: float = 0.1) -> bool:
         """HNSW only: tombstones and replaced vectors above `fraction` of the graph."""
@@ -141,6 +144,36 @@ class VectorIndex:
                 return None
             return self._index.reconstruct(int(movie_id))
 
+    def _flat(self) -> tuple[np.ndarray, np.ndarray]:
+        """Zero-copy (N, d) view of the flat index's storage and its (N,) ids. Writers reset it
+        under the write lock, before FAISS may reallocate the storage."""
+        if self._view is None:
+            inner = faiss.downcast_index(self._index.index)
+            n = inner.ntotal
+            xb = (
+                faiss.rev_swig_ptr(inner.get_xb(), n * self.dim).reshape(n, self.dim)
+                if n
+                else np.zeros((0, self.dim), np.float32)
+            )
+            self._view = (xb, faiss.vector_to_array(self._index.id_map))
+        return self._view
+
+    def _search_flat_numpy(
+        self, query: np.ndarray, k: int, blocked: set[int], allowed: set[int] | None
+    ) -> list[tuple[int, float]]:
+        """One query on the flat index: a BLAS GEMV on all cores + argpartition. faiss-cpu takes
+        its BLAS path only for large query batches; for a single query this is several times
+        faster (bench/similar.py)."""
+        xb, ids = self._flat()
+        scores = xb @ query  # (N,)
+        if allowed is not None:
+            scores[~np.isin(ids, np.fromiter(allowed, np.int64, len(allowed)))] = -np.inf
+        fetch = min(len(ids), k + len(blocked))
+        top = np.argpartition(-scores, fetch - 1)[:fetch]
+        top = top[np.argsort(-scores[top], kind="stable")]
+        out = [(int(ids[i]), float(scores[i])) for i in top if int(ids[i]) not in blocked]
+        return [p for p in out if p[1] > -np.inf][:k]
+
     def search(
         self,
         query: np.ndarray,
@@ -149,44 +182,44 @@ class VectorIndex:
         exclude: set[int] | None = None,
         allowed: set[int] | None = None,
     ) -> list[tuple[int, float]]:
-        """Top-k (movie id, cosine) for one unit query vector, best first."""
-        query = np.ascontiguousarray(query, dtype=np.float32).reshape(1, self.dim)
+        """Top-k (movie id, cosine) for one unit query vector, best first. `exclude` ids never
+        appear; with `allowed`, only those ids can. Costs O(|exclude| + |allowed|) besides the
+        scan itself: nothing here copies the catalogue's id set."""
+        query = np.ascontiguousarray(query, dtype=np.float32).reshape(self.dim)
         with self.lock.read():
-            blocked = set(exclude or ()) | self._removed
+            blocked = {i for i in (exclude or ()) if i in self._live} | self._removed
             if allowed is not None:
-                allowed = allowed & self._live
-                candidates = len(allowed - blocked)
-                selector = faiss.IDSelectorBatch(
-                    np.array(sorted(allowed - blocked), dtype=np.int64)
-                )
+                allowed = {i for i in allowed if i in self._live and i not in blocked}
+                candidates = len(allowed)
             else:
-                candidates = len(self._live - blocked)
-                selector = (
-                    faiss.IDSelectorNot(
-                        faiss.IDSelectorBatch(np.array(sorted(blocked), dtype=np.int64))
-                    )
-                    if blocked
-                    else None
-                )
+                candidates = len(self._live) - len(blocked - self._removed)
             k = min(k, candidates)
             if k <= 0:
                 return []
-            fetch = k if self.kind == "flat" else min(len(self._live), 2 * k + 16)
             if self.kind == "flat":
-                params = faiss.SearchParameters(sel=selector) if selector else None
-            else:
-                params = faiss.SearchParametersHNSW(efSearch=max(self.ef_search, fetch))
-                if selector:
-                    params.sel = selector
-            scores, labels = self._index.search(query, fetch, params=params)
-            found = [int(i) for i in labels[0] if i != -1]
-            if self.kind == "flat":
-                return list(zip(found, scores[0][: len(found)].tolist(), strict=True))
-            # HNSW: replaced ids may appear twice or with a stale vector: rescore exactly.
-            unique = list(dict.fromkeys(i for i in found if i in self._live))
-            current = np.stack([self._index.reconstruct(i) for i in unique]) if unique else None
-            rescored = [] if current is None else (current @ query[0]).tolist()
-            return sorted(zip(unique, rescored, strict=True), key=lambda p: -p[1])[:k]
+                return self._search_flat_numpy(query, k, blocked, allowed)
+            return self._search_hnsw(query, k, blocked, allowed)
+
+    def _search_hnsw(
+        self, query: np.ndarray, k: int, blocked: set[int], allowed: set[int] | None
+    ) -> list[tuple[int, float]]:
+        """FAISS HNSW with an ID selector; replaced ids may appear twice or with a stale vector in
+        the graph, so candidates are deduplicated and rescored with their current vector."""
+        fetch = min(self._index.ntotal, 2 * k + 16)
+        params = faiss.SearchParametersHNSW(efSearch=max(self.ef_search, fetch))
+        if allowed is not None:
+            params.sel = faiss.IDSelectorBatch(np.fromiter(allowed, np.int64, len(allowed)))
+        elif blocked:
+            params.sel = faiss.IDSelectorNot(
+                faiss.IDSelectorBatch(np.fromiter(blocked, np.int64, len(blocked)))
+            )
+        _, labels = self._index.search(query[None], fetch, params=params)
+        unique = list(dict.fromkeys(int(i) for i in labels[0] if i != -1 and int(i) in self._live))
+        if not unique:
+            return []
+        current = np.stack([self._index.reconstruct(i) for i in unique])
+        rescored = (current @ query).tolist()
+        return sorted(zip(unique, rescored, strict=True), key=lambda p: -p[1])[:k]
 
     # -- snapshots ------------------------------------------------------------------------------
     def save(self, directory: Path, *, last_seq: int, model_version: str) -> Manifest:
@@ -234,4 +267,5 @@ class VectorIndex:
             faiss.downcast_index(index.index).hnsw.efSearch = self.ef_search
         with self.lock.write():
             self._index, self._live, self._removed = index, ids, set(manifest.removed)
+            self._view = None
         return manifest

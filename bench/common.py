@@ -1,0 +1,51 @@
+"""Shared bench helpers: structured vectors, a timed loop, percentiles, a results file."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+
+RESULTS = Path(__file__).resolve().parent / "results"
+
+
+def clustered_unit_vectors(
+    n: int, dim: int = 256, clusters: int = 200, rank: int = 48, seed: int = 0
+) -> np.ndarray:
+    """Structured vectors like real embeddings: cluster centres in a low-rank subspace + noise.
+    (HNSW recall on i.i.d. random vectors says nothing about real catalogues.)"""
+    rng = np.random.default_rng(seed)
+    basis = np.linalg.qr(rng.normal(size=(dim, rank)))[0]  # (dim, rank)
+    centres = rng.normal(size=(clusters, rank)) @ basis.T
+    x = np.empty((n, dim), dtype=np.float32)
+    for start in range(0, n, 100_000):
+        m = min(100_000, n - start)
+        labels = rng.integers(0, clusters, m)
+        chunk = centres[labels] + 0.35 * (rng.normal(size=(m, rank)) @ basis.T)
+        chunk += 0.05 * rng.normal(size=(m, dim))
+        x[start : start + m] = chunk / np.linalg.norm(chunk, axis=1, keepdims=True)
+    return x
+
+
+def timed(fn: Callable[[], object], repeat: int) -> np.ndarray:
+    """Seconds per call."""
+    out = np.empty(repeat)
+    for i in range(repeat):
+        t = time.perf_counter()
+        fn()
+        out[i] = time.perf_counter() - t
+    return out
+
+
+def pct(samples: np.ndarray, q: float) -> float:
+    return float(np.percentile(samples, q))
+
+
+def save(name: str, data: dict) -> Path:
+    RESULTS.mkdir(exist_ok=True)
+    path = RESULTS / f"{name}.json"
+    path.write_text(json.dumps(data, indent=2))
+    return path

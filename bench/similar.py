@@ -1,0 +1,238 @@
+"""Similar-movies path: HTTP latency vs raw search and a trivial endpoint, measured in one run.
+
+    .venv/bin/python -m bench.similar --sizes 10000 100000 --raw-sizes 1000000
+
+For each catalogue size: a database and index snapshot of N movies with structured vectors, a real
+uvicorn server (tiny encoders: ingest is not measured here), then
+  - GET /movies/{id}/similar?k=20 over HTTP, sequential, p50/p99 and throughput,
+  - GET /health on the same server (the trivial FastAPI endpoint),
+  - the raw search in this process: FAISS flat, numpy xb @ q + argpartition, and HNSW with its
+    recall@20 against exact.
+Ratios are against baselines measured in the same run; absolute times are context only.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+import numpy as np
+from sqlalchemy import insert
+
+from bench.common import clustered_unit_vectors, pct, save, timed
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+
+def tiny_models(directory: Path) -> dict[str, str]:
+    from tests.helpers import make_tiny_bert, make_tiny_timm
+
+    return {
+        "text_model": str(make_tiny_bert(directory / "tiny-bert")),
+        "image_model": "test_efficientnet",
+        "image_weights": str(make_tiny_timm(directory / "tiny.safetensors")),
+    }
+
+
+def build_catalogue(n: int, work: Path, models: dict[str, str]) -> tuple[str, np.ndarray]:
+    """SQLite database + index snapshot for n movies, written directly (fast), as the service
+    would have stored them."""
+    from app.config import Settings
+    from app.db import make_engine
+    from app.migrations import upgrade_database
+    from app.movies.models import ChangeLog, Movie, MovieFeatures, MovieGenreGroup, MovieVector
+    from app.search.embedder import Embedder
+    from app.search.index import VectorIndex
+
+    data_dir = work / f"n{n}"
+    url = f"sqlite:///{data_dir / 'movierec.db'}"
+    settings = Settings(_env_file=None, data_dir=data_dir, database_url=url, device="cpu", **models)
+    upgrade_database(url)
+    embedder = Embedder.from_settings(settings)
+    vectors = clustered_unit_vectors(n)
+    rng = np.random.default_rng(1)
+    text = rng.normal(size=(n, embedder.text_encoder.dim)).astype("<f4")
+    image = rng.random((n, embedder.image_encoder.dim)).astype("<f4")
+    engine = make_engine(url)
+    with engine.begin() as conn:
+        for s in range(0, n, 20_000):
+            ids = range(s + 1, min(n, s + 20_000) + 1)
+            conn.execute(
+                insert(Movie),
+                [
+                    {
+                        "id": i,
+                        "title": f"movie {i}",
+                        "plot": "p",
+                        "genres": ["Drama"],
+                        "external_id": str(i),
+                    }
+                    for i in ids
+                ],
+            )
+            conn.execute(
+                insert(MovieGenreGroup),
+                [
+                    {"movie_id": i, "group_id": 1 + i % 10, "inferred": False, "confidence": 1.0}
+                    for i in ids
+                ],
+            )
+            conn.execute(
+                insert(MovieFeatures),
+                [
+                    {
+                        "movie_id": i,
+                        "text_model": "t",
+                        "image_model": "i",
+                        "text": text[i - 1].tobytes(),
+                        "image": image[i - 1].tobytes(),
+                        "image_count": 1,
+                    }
+                    for i in ids
+                ],
+            )
+            conn.execute(
+                insert(MovieVector),
+                [
+                    {
+                        "movie_id": i,
+                        "model_version": embedder.model_version,
+                        "vector": vectors[i - 1].tobytes(),
+                    }
+                    for i in ids
+                ],
+            )
+        conn.execute(insert(ChangeLog), [{"movie_id": n, "op": "upsert"}])
+    engine.dispose()
+    index = VectorIndex(256)
+    index.upsert(np.arange(1, n + 1), vectors)
+    index.save(data_dir / "index", last_seq=1, model_version=embedder.model_version)
+    return url, vectors
+
+
+def raw_search(vectors: np.ndarray, queries: np.ndarray, k: int = 20) -> dict:
+    import faiss
+
+    from app.search.index import VectorIndex
+
+    flat = VectorIndex(256)
+    flat.upsert(np.arange(1, len(vectors) + 1), vectors)
+    it = iter(queries)
+    faiss_s = timed(lambda: flat.search(next(it), k + 1), len(queries))
+    it = iter(queries)
+
+    def numpy_search():
+        q = next(it)
+        scores = vectors @ q
+        top = np.argpartition(-scores, k)[: k + 1]
+        return top[np.argsort(-scores[top])]
+
+    numpy_s = timed(numpy_search, len(queries))
+    out = {
+        "faiss_flat_p50_ms": 1e3 * pct(faiss_s, 50),
+        "numpy_p50_ms": 1e3 * pct(numpy_s, 50),
+        "faiss_threads": faiss.omp_get_max_threads(),
+    }
+    hnsw = VectorIndex(256, "hnsw", hnsw_m=32, ef_search=128)
+    t = time.perf_counter()
+    hnsw.upsert(np.arange(1, len(vectors) + 1), vectors)
+    out["hnsw_build_s"] = time.perf_counter() - t
+    it = iter(queries)
+    hnsw_s = timed(lambda: hnsw.search(next(it), k), len(queries))
+    recall = []
+    for q in queries[:200]:
+        exact = {i for i, _ in flat.search(q, k)}
+        recall.append(len(exact & {i for i, _ in hnsw.search(q, k)}) / k)
+    out.update(hnsw_p50_ms=1e3 * pct(hnsw_s, 50), hnsw_recall_at_20=float(np.mean(recall)))
+    return out
+
+
+def http_bench(url_db: str, data_dir: Path, models: dict[str, str], n: int, requests: int) -> dict:
+    from tests.app.server import ServerProcess
+
+    env = {
+        "MOVIEREC_DATABASE_URL": url_db,
+        "MOVIEREC_DATA_DIR": str(data_dir),
+        "MOVIEREC_DEVICE": "cpu",
+        "MOVIEREC_TEXT_MODEL": models["text_model"],
+        "MOVIEREC_IMAGE_MODEL": models["image_model"],
+        "MOVIEREC_IMAGE_WEIGHTS": models["image_weights"],
+    }
+    server = ServerProcess(env, data_dir)
+    ready_s = server.start(timeout=600)
+    rng = np.random.default_rng(2)
+    ids = rng.integers(1, n + 1, requests)
+    try:
+        with httpx.Client(base_url=server.url, timeout=30) as client:
+            for i in ids[:20]:  # warm-up
+                assert client.get(f"/movies/{i}/similar", params={"k": 20}).status_code == 200
+            it = iter(ids)
+            similar = timed(
+                lambda: client.get(f"/movies/{next(it)}/similar", params={"k": 20}), requests
+            )
+            trivial = timed(lambda: client.get("/health"), requests)
+    finally:
+        server.stop()
+    return {
+        "ready_s": ready_s,
+        "similar_p50_ms": 1e3 * pct(similar, 50),
+        "similar_p99_ms": 1e3 * pct(similar, 99),
+        "similar_rps": requests / similar.sum(),
+        "trivial_p50_ms": 1e3 * pct(trivial, 50),
+        "trivial_p99_ms": 1e3 * pct(trivial, 99),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", type=int, nargs="+", default=[10_000, 100_000])
+    parser.add_argument(
+        "--raw-sizes",
+        type=int,
+        nargs="*",
+        default=[1_000_000],
+        help="sizes measured for the raw search only (no HTTP)",
+    )
+    parser.add_argument("--requests", type=int, default=300)
+    args = parser.parse_args()
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    results: dict = {"sizes": {}}
+    with tempfile.TemporaryDirectory() as tmp:
+        work = Path(tmp)
+        models = tiny_models(work / "models")
+        for n in args.sizes:
+            t = time.perf_counter()
+            url, vectors = build_catalogue(n, work, models)
+            queries = vectors[np.random.default_rng(3).integers(0, n, args.requests)]
+            row = {"build_s": time.perf_counter() - t, **raw_search(vectors, queries)}
+            row.update(http_bench(url, work / f"n{n}", models, n, args.requests))
+            row["ratio_vs_raw_plus_trivial"] = row["similar_p50_ms"] / (
+                row["faiss_flat_p50_ms"] + row["trivial_p50_ms"]
+            )
+            results["sizes"][n] = row
+            print(
+                n,
+                {k: round(v, 3) if isinstance(v, float) else v for k, v in row.items()},
+                flush=True,
+            )
+        for n in args.raw_sizes:
+            vectors = clustered_unit_vectors(n)
+            queries = vectors[np.random.default_rng(3).integers(0, n, 100)]
+            row = raw_search(vectors, queries)
+            results["sizes"][n] = row
+            print(
+                n,
+                {k: round(v, 3) if isinstance(v, float) else v for k, v in row.items()},
+                flush=True,
+            )
+    print("wrote", save("similar", results))
+
+
+if __name__ == "__main__":
+    main()
