@@ -1,6 +1,5 @@
 """Fusion-net cost per movie: parameters, multiply-adds (counted from the spec) and CPU time,
-for the
-paper preset (Table 6, KoBERT 768 + EfficientNet-b7 2560) and the small preset.
+for the paper preset (Table 6, KoBERT 768 + EfficientNet-b7 2560) and the small preset.
 
     .venv/bin/python -m bench.fusion
 """
