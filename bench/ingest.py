@@ -1,0 +1,204 @@
+"""Ingest path: per-movie time split and throughput against the bare encoder forward, one run.
+
+    .venv/bin/python -m bench.ingest [--movies 48] [--images-per-movie 3]
+
+Uses the real offline encoders of ../shared (MiniLM + EfficientNet-Lite0, CPU) and dev movies.
+  - stage split of one POST /movies in process: decode, text encoder, image encoder, fusion, and
+    the rest (database transaction, index, HTTP + validation);
+  - service throughput over HTTP (a real uvicorn) with 1, 4 and 8 concurrent clients;
+  - the bare encoder forward on the same movies, batched (16 images, 32 plots): the baseline.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+import threading
+import time
+from collections import defaultdict
+from pathlib import Path
+
+import httpx
+
+from bench.common import save
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--movies", type=int, default=48)
+    parser.add_argument("--images-per-movie", type=int, default=3)
+    args = parser.parse_args()
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    from tests.helpers import DATASET, LITE0, MINILM
+
+    if not DATASET.is_dir():
+        sys.exit(f"needs the dev dataset and offline models at {DATASET.parent.parent}")
+    from model.data import load_dataset
+
+    movies = load_dataset(DATASET).movies[: args.movies + args.images_per_movie]
+    posters = [m.image_paths[0].read_bytes() for m in movies]
+    batch = [
+        (
+            m.title,
+            m.plot or m.title,
+            [posters[(i + j) % len(posters)] for j in range(args.images_per_movie)],
+        )
+        for i, m in enumerate(movies[: args.movies])
+    ]
+    models = {
+        "MOVIEREC_TEXT_MODEL": str(MINILM),
+        "MOVIEREC_IMAGE_MODEL": "tf_efficientnet_lite0",
+        "MOVIEREC_IMAGE_WEIGHTS": str(LITE0 / "model.safetensors"),
+        "MOVIEREC_DEVICE": "cpu",
+    }
+    results: dict = {"movies": args.movies, "images_per_movie": args.images_per_movie}
+    with tempfile.TemporaryDirectory() as tmp:
+        results["stages_ms"], results["bare"] = stage_split(batch, models, Path(tmp))
+        results["http"] = http_throughput(batch, models, Path(tmp))
+    bare = results["bare"]["movies_per_s"]
+    one = results["http"]["1"]["movies_per_s"]
+    results["service_vs_bare"] = one / bare
+    results["8_clients_vs_1"] = results["http"]["8"]["movies_per_s"] / one
+    for k, v in results.items():
+        print(k, v)
+    print("wrote", save("ingest", results))
+
+
+def stage_split(batch, models: dict[str, str], work: Path) -> tuple[dict, dict]:
+    from fastapi.testclient import TestClient
+
+    from app.config import Settings
+    from app.main import create_app
+    from app.movies import service
+    from app.movies.images import ImageLimits, decode_image
+
+    settings = Settings(
+        _env_file=None,
+        data_dir=work / "split",
+        text_model=models["MOVIEREC_TEXT_MODEL"],
+        image_model=models["MOVIEREC_IMAGE_MODEL"],
+        image_weights=models["MOVIEREC_IMAGE_WEIGHTS"],
+        device="cpu",
+    )
+    acc: dict[str, float] = defaultdict(float)
+    with TestClient(create_app(settings)) as client:
+        emb = client.app.state.movierec.embedder
+
+        def wrap(obj, name, label):
+            original = getattr(obj, name)
+
+            def timed_call(*a, **k):
+                t = time.perf_counter()
+                out = original(*a, **k)
+                acc[label] += time.perf_counter() - t
+                return out
+
+            setattr(obj, name, timed_call)
+
+        wrap(service, "decode_image", "decode")
+        wrap(emb.text_encoder, "encode", "text encoder")
+        wrap(emb.image_encoder, "encode_movies", "image encoder")
+        wrap(emb, "fuse", "fusion")
+        post(client, batch[0], "warm")  # first-call costs out of the way
+        acc.clear()
+        started = time.perf_counter()
+        for i, movie in enumerate(batch):
+            post(client, movie, f"split-{i}")
+        total = time.perf_counter() - started
+        stages = {k: 1e3 * v / len(batch) for k, v in acc.items()}
+        stages["database + index + HTTP (rest)"] = 1e3 * total / len(batch) - sum(stages.values())
+        stages["total"] = 1e3 * total / len(batch)
+        # the baseline: the same movies through the bare encoders, batched
+        import torch
+
+        limits = ImageLimits(max_bytes=10**8, max_pixels=10**9)
+        target = emb.image_encoder.input_size
+        images = [
+            decode_image(b, name="x", limits=limits, target=target)
+            for _, _, imgs in batch
+            for b in imgs
+        ]
+        pixels = torch.stack([emb.image_encoder.preprocess(im) for im in images])
+        emb.image_encoder.encode_tensors(pixels[:16])
+        t = time.perf_counter()
+        for s in range(0, len(pixels), 16):
+            emb.image_encoder.encode_tensors(pixels[s : s + 16])
+        image_s = time.perf_counter() - t
+        t = time.perf_counter()
+        texts = [plot for _, plot, _ in batch]
+        from model.text import TextEncoder
+
+        TextEncoder.encode(emb.text_encoder, texts, batch_size=32)
+        text_s = time.perf_counter() - t
+    bare = {
+        "images_per_s": len(pixels) / image_s,
+        "plots_per_s": len(texts) / text_s,
+        "movies_per_s": len(batch) / (image_s + text_s),
+    }
+    return stages, bare
+
+
+def post(client, movie, external_id: str) -> None:
+    title, plot, images = movie
+    r = client.post(
+        "/movies",
+        data={"title": title, "plot": plot, "external_id": external_id},
+        files=[("images", (f"{i}.jpg", b, "image/jpeg")) for i, b in enumerate(images)],
+    )
+    assert r.status_code in (200, 201), r.text
+
+
+def run_clients(url: str, batch, clients: int) -> float:
+    """Seconds for `clients` concurrent clients to ingest every movie of `batch` once."""
+    queue = list(enumerate(batch))
+    lock = threading.Lock()
+
+    def worker() -> None:
+        with httpx.Client(base_url=url, timeout=300) as c:
+            while True:
+                with lock:
+                    if not queue:
+                        return
+                    i, movie = queue.pop()
+                post(c, movie, f"m{i}")
+
+    started = time.perf_counter()
+    threads = [threading.Thread(target=worker) for _ in range(clients)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return time.perf_counter() - started
+
+
+def http_throughput(batch, models: dict[str, str], work: Path) -> dict:
+    from tests.app.server import ServerProcess
+
+    out = {}
+    for clients in (1, 4, 8):
+        env = {
+            **models,
+            "MOVIEREC_DATA_DIR": str(work / f"http{clients}"),
+            "MOVIEREC_INGEST_WAIT_SECONDS": "120",
+            "MOVIEREC_MAX_CONCURRENT_INGESTS": "2",
+        }
+        server = ServerProcess(env, work)
+        server.start(timeout=300)
+        try:
+            with httpx.Client(base_url=server.url, timeout=300) as c:
+                post(c, batch[0], "warm")
+            seconds = run_clients(server.url, batch, clients)
+        finally:
+            server.stop()
+        images = len(batch) * len(batch[0][2])
+        out[str(clients)] = {"movies_per_s": len(batch) / seconds, "images_per_s": images / seconds}
+    return out
+
+
+if __name__ == "__main__":
+    main()
