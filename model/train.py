@@ -132,7 +132,8 @@ def train(
     split = split or split_ids(dataset.ids, seed=cfg.seed)
     rel = undirected(relevance(dataset, related_only=cfg.related_only))
     groups = {m.id: m.groups for m in dataset.movies}
-    train_s = TripletSampler(split.train, groups, restrict(rel, split.train), seed=cfg.seed + rank)
+    # The same seed on every rank: all ranks draw the same batches and each takes its share.
+    train_s = TripletSampler(split.train, groups, restrict(rel, split.train), seed=cfg.seed)
     val_s = TripletSampler(split.validation, groups, restrict(rel, split.validation), seed=cfg.seed)
     if len(train_s) == 0 or len(val_s) == 0:
         raise ValueError("no similar pairs inside the train or validation split: nothing to learn")
@@ -190,7 +191,9 @@ def train(
     for epoch in bar:
         epochs_run = epoch
         net.train()
-        batches = train_s.epoch(cfg.batch_size)[rank::world]
+        batches = train_s.epoch(cfg.batch_size)
+        # equal step counts on every rank, or DistributedDataParallel's all-reduce waits forever
+        batches = batches[: max(1, len(batches) // world) * world][rank::world]
         total, count = 0.0, 0
         for triplets in batches:
             uniq, local = np.unique(triplets, return_inverse=True)

@@ -247,3 +247,37 @@ def test_import_then_reindex_with_a_checkpoint(pipeline, tiny_models, monkeypatc
         after = client.get("/movies/1/similar", params={"k": 5}).json()
         assert after["model_version"] == ready["model_version"]
         assert [r["score"] for r in after["results"]] != [r["score"] for r in before["results"]]
+
+
+def test_training_under_torchrun_with_two_processes(pipeline, tmp_path):
+    """DistributedDataParallel on CPU (gloo): two ranks train, rank 0 writes the checkpoint."""
+    out = tmp_path / "ddp"
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--nproc-per-node",
+        "2",
+        "--master-port",
+        "29533",
+        "-m",
+        "app.cli",
+        "train",
+        str(pipeline["ds"]),
+        "--features",
+        str(pipeline["features"]),
+        "--out",
+        str(out),
+        "--head",
+        "linear",
+        "--batch-size",
+        "4",
+        "--epochs",
+        "2",
+        "--device",
+        "cpu",
+    ]
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    config = json.loads((out / "config.json").read_text())
+    assert config["result"]["epochs_run"] == 2
