@@ -32,6 +32,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--movies", type=int, default=48)
     parser.add_argument("--images-per-movie", type=int, default=3)
+    parser.add_argument("--device", default="cpu", help="cuda on a GPU machine (bf16 autocast)")
     args = parser.parse_args()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     from tests.helpers import DATASET, LITE0, MINILM
@@ -54,7 +55,7 @@ def main() -> None:
         "MOVIEREC_TEXT_MODEL": str(MINILM),
         "MOVIEREC_IMAGE_MODEL": "tf_efficientnet_lite0",
         "MOVIEREC_IMAGE_WEIGHTS": str(LITE0 / "model.safetensors"),
-        "MOVIEREC_DEVICE": "cpu",
+        "MOVIEREC_DEVICE": args.device,
     }
     results: dict = {"movies": args.movies, "images_per_movie": args.images_per_movie}
     with tempfile.TemporaryDirectory() as tmp:
@@ -66,7 +67,7 @@ def main() -> None:
     results["8_clients_vs_1"] = results["http"]["8"]["movies_per_s"] / one
     for k, v in results.items():
         print(k, v)
-    print("wrote", save("ingest", results))
+    print("wrote", save(f"ingest-{args.device.replace(':', '')}", results))
 
 
 def stage_split(batch, models: dict[str, str], work: Path) -> tuple[dict, dict]:
@@ -83,7 +84,7 @@ def stage_split(batch, models: dict[str, str], work: Path) -> tuple[dict, dict]:
         text_model=models["MOVIEREC_TEXT_MODEL"],
         image_model=models["MOVIEREC_IMAGE_MODEL"],
         image_weights=models["MOVIEREC_IMAGE_WEIGHTS"],
-        device="cpu",
+        device=models["MOVIEREC_DEVICE"],
     )
     acc: dict[str, float] = defaultdict(float)
     with TestClient(create_app(settings)) as client:
