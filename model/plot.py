@@ -20,7 +20,8 @@ def pca_2d(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 def plot_genre_pca(
     vectors: np.ndarray, groups: list[list[int]], out: str | Path, title: str = ""
 ) -> Path:
-    """Each movie is coloured by its first genre group; movies without a group are grey."""
+    """Each movie is coloured by its most specific group (the rarest of its groups among the
+    plotted movies, so a Horror|Drama film shows as Horror); movies without a group are grey."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -29,7 +30,8 @@ def plot_genre_pca(
     pts, ratio = pca_2d(vectors)
     fig, ax = plt.subplots(figsize=(8, 6.5), dpi=120)
     cmap = plt.get_cmap("tab10")
-    first = np.array([g[0] if g else 0 for g in groups])
+    freq = np.bincount([g for gs in groups for g in gs], minlength=len(GENRE_GROUPS) + 1)
+    first = np.array([min(g, key=lambda x: (freq[x], x)) if g else 0 for g in groups])
     none = first == 0
     if none.any():
         ax.scatter(pts[none, 0], pts[none, 1], s=8, c="lightgrey", label="no genre")
