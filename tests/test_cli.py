@@ -281,3 +281,47 @@ def test_training_under_torchrun_with_two_processes(pipeline, tmp_path):
     assert done.returncode == 0, done.stderr[-2000:]
     config = json.loads((out / "config.json").read_text())
     assert config["result"]["epochs_run"] == 2
+
+
+def test_word2vec_text_features(pipeline, tiny_models):
+    """The thesis' Word2Vec encoder: the mean of pretrained word vectors (gensim text format)."""
+    pytest.importorskip("gensim")
+    import numpy as np
+
+    from model.features import FeatureCache
+    from model.seqtext import Word2VecEncoder
+
+    vectors = pipeline["root"] / "vectors.txt"
+    words = {
+        "ghost": [1, 0, 0, 0],
+        "dark": [0, 1, 0, 0],
+        "comedy": [0, 0, 1, 0],
+        "family": [0, 0, 0, 1],
+    }
+    vectors.write_text(
+        f"{len(words)} 4\n" + "".join(f"{w} {' '.join(map(str, v))}\n" for w, v in words.items())
+    )
+    enc = Word2VecEncoder(str(vectors))
+    out = enc.encode(["A dark ghost!", "nothing known here"])
+    np.testing.assert_allclose(out[0], [0.5, 0.5, 0, 0])
+    np.testing.assert_allclose(out[1], [0, 0, 0, 0])
+    feats = pipeline["root"] / "w2v.safetensors"
+    assert (
+        main(
+            [
+                "features",
+                str(pipeline["ds"]),
+                "--out",
+                str(feats),
+                "--text-model",
+                f"word2vec:{vectors}",
+                "--image-model",
+                "test_efficientnet",
+                "--image-weights",
+                tiny_models["image_weights"],
+            ]
+        )
+        == 0
+    )
+    cache = FeatureCache.load(feats)
+    assert cache.text.shape == (40, 4) and cache.text.any(axis=1).all()

@@ -12,9 +12,10 @@ import numpy as np
 from model.genres import GENRE_GROUPS
 
 
-def cosine(a: np.ndarray, b: np.ndarray) -> float:
-    denom = float(np.linalg.norm(a) * np.linalg.norm(b))
-    return float(a @ b / denom) if denom > 0 else 0.0
+def cosines(query: np.ndarray, rows: np.ndarray) -> np.ndarray:
+    """Cosine of one (d,) vector with each row of (n, d): one matrix product for a whole answer."""
+    norms = np.linalg.norm(rows, axis=1) * np.linalg.norm(query)
+    return np.divide(rows @ query, norms, out=np.zeros(len(rows)), where=norms > 0)
 
 
 class ModalityCalibration:

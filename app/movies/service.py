@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 
 from app.errors import MovieNotFound, PayloadTooLarge, TooManyRequests
 from app.failpoints import failpoint
-from app.movies.explain import cosine, explain
+from app.movies.explain import cosines, explain
 from app.movies.images import ImageLimits, decode_image
 from app.movies.models import Movie, MovieFeatures, MovieVector
 from app.movies.repository import MovieCard, MovieRepository, from_bytes, to_bytes
@@ -59,7 +59,10 @@ def labelled_groups(movie: Movie) -> list[int]:
     return [g.group_id for g in movie.groups if not g.inferred]
 
 
-def assign_groups(state: AppState, genres: list[str], vector: np.ndarray):
+def assign_groups(
+    state: AppState, genres: list[str], vector: np.ndarray
+) -> list[tuple[int, bool, float]]:
+    """Labelled groups from the genres; else the nearest centroid(s), flagged inferred."""
     labelled = state.mapper.groups_of(genres)
     if labelled:
         return [(g, False, 1.0) for g in labelled]
@@ -210,16 +213,18 @@ def similar_movies(
     query = cards.get(movie_id)
     if query is None:  # deleted since the search
         raise MovieNotFound(f"no movie with id {movie_id}")
+    found = [(cards[i], score) for i, score in hits if i in cards]  # deleted since: dropped
+    if not found:
+        return query, []
+    text_sims = cosines(query.text, np.stack([c.text for c, _ in found]))
+    image_sims = cosines(query.image, np.stack([c.image for c, _ in found]))
     results = []
-    for result_id, score in hits:
-        card = cards.get(result_id)
-        if card is None:  # deleted between search and read
-            continue
+    for (card, score), text_sim, image_sim in zip(found, text_sims, image_sims, strict=True):
         why = explain(
             query_groups=[g for g, _, _ in query.groups],
             result_groups=[g for g, _, _ in card.groups],
-            text_sim=cosine(query.text, card.text),
-            image_sim=cosine(query.image, card.image),
+            text_sim=float(text_sim),
+            image_sim=float(image_sim),
             calibration=state.calibration,
         )
         results.append((card, float(score), why))

@@ -1,6 +1,6 @@
 """Acknowledged writes survive SIGKILL at every failpoint and at random times (issue 4).
 
-Fast tier: every failpoint once on SQLite, one random-kill round on SQLite and on PostgreSQL.
+Fast tier: every failpoint once, two random-kill rounds; each on SQLite and on PostgreSQL.
 Soak tier (`pytest --soak`): more random-kill rounds on both databases.
 """
 
@@ -113,8 +113,8 @@ def crash_db(request, tmp_path):
     return url
 
 
-def test_every_failpoint(tiny_models, tmp_path):
-    db_url = f"sqlite:///{tmp_path / 'fp.db'}"
+def test_every_failpoint(tiny_models, tmp_path, crash_db):
+    db_url = crash_db
     data_dir = tmp_path / "data"
     server = ServerProcess(_env(tiny_models, data_dir, db_url, snapshot_every=3), tmp_path)
     acked: dict[str, int] = {}
@@ -148,7 +148,8 @@ def test_every_failpoint(tiny_models, tmp_path):
     server.start()
     report = check_consistent(server, db_url, data_dir, acked, deleted)
     print(
-        f"[crash] failpoints: {len(POINTS)} points, {len(acked)} acknowledged writes, "
+        f"[crash] {db_url.split(':')[0]} failpoints: {len(POINTS)} points, "
+        f"{len(acked)} acknowledged writes, "
         f"{len(report['lost'])} lost, {len(report['mismatched'])} vector mismatches"
     )
     assert_clean(report)
