@@ -16,6 +16,7 @@ from app.migrations import upgrade_database
 from app.movies.clusters import GenreCentroids
 from app.movies.explain import ModalityCalibration
 from app.movies.repository import MovieRepository
+from app.movies.service import refresh_calibration
 from app.search.embedder import Embedder
 from app.search.index import VectorIndex
 from app.search.sync import open_index, reindex, snapshot, stale_vector_count
@@ -58,6 +59,7 @@ def build_state(settings: Settings, embedder: Embedder | None = None) -> AppStat
         reindex(state, progress=False)
     open_index(state)
     load_centroids(state)
+    refresh_calibration(state)
     return state
 
 
@@ -66,7 +68,6 @@ def load_centroids(state: AppState) -> None:
         repo = MovieRepository(session)
         memberships = repo.labelled_groups()
         vectors = repo.vectors(sorted({m for m, _ in memberships})) if memberships else {}
-        state.calibration = ModalityCalibration.from_features(repo.sample_features(2000))
     centroids = GenreCentroids(state.embedder.out_dim)
     for movie_id, group in memberships:
         if movie_id in vectors:

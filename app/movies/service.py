@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 
 from app.errors import MovieNotFound, PayloadTooLarge, TooManyRequests
 from app.failpoints import failpoint
-from app.movies.explain import cosines, explain
+from app.movies.explain import ModalityCalibration, cosines, explain
 from app.movies.images import ImageLimits, decode_image
 from app.movies.models import Movie, MovieFeatures, MovieVector
 from app.movies.repository import MovieCard, MovieRepository, from_bytes, to_bytes
@@ -135,6 +135,15 @@ def _count_change(state: AppState) -> None:
     state.changes_since_snapshot += 1
     if state.changes_since_snapshot >= state.settings.snapshot_every:
         snapshot(state)
+        refresh_calibration(state)
+
+
+def refresh_calibration(state: AppState) -> None:
+    """Re-sample the random-pair similarities that word explanations, as the catalogue grows
+    (a service that started empty would otherwise judge closeness by raw cosine forever)."""
+    with state.sessions() as session:
+        sample = MovieRepository(session).sample_features(2000)
+    state.calibration = ModalityCalibration.from_features(sample)
 
 
 def get_movie(session: Session, movie_id: int) -> Movie:
