@@ -182,10 +182,10 @@ class TripletSampler:
         self.anchors = np.array([r for r in range(n) if len(self.positive_rows[r])], dtype=np.int64)
         no_negative = ~self.negative_mask.any(axis=1)
         # An anchor whose groups cover everyone falls back to "any unrelated movie".
-        for r in np.flatnonzero(no_negative):
-            self.negative_mask[r] = True
-            self.negative_mask[r, r] = False
-            self.negative_mask[r, self.positive_rows[r]] = False
+        for row in np.flatnonzero(no_negative):
+            self.negative_mask[row] = True
+            self.negative_mask[row, row] = False
+            self.negative_mask[row, self.positive_rows[row]] = False
 
     def __len__(self) -> int:
         return len(self.anchors)

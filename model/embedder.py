@@ -45,6 +45,9 @@ class EmbedderSpec:
 
 
 class MovieEmbedder(nn.Module):
+    in_mean: torch.Tensor  # (T+I,) buffers: train-set feature mean and std
+    in_std: torch.Tensor
+
     def __init__(self, spec: EmbedderSpec) -> None:
         super().__init__()
         self.spec = spec

@@ -80,7 +80,7 @@ def evaluate_methods(
             None,
             ids,
             rel,
-            scores=pca_2d_scores(cache, split.train, ids),  # type: ignore[arg-type]
+            scores=pca_2d_scores(cache, split.train, ids),
         )
     for name, directory in (checkpoints or {}).items():
         model, _ = load_checkpoint(directory)

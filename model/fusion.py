@@ -69,6 +69,8 @@ class RandomProjection(nn.Module):
     approximately, so it is a sane default until a fusion checkpoint is trained.
     """
 
+    weight: torch.Tensor  # (T+I, out_dim) buffer, fixed by the seed
+
     def __init__(self, text_dim: int, image_dim: int, out_dim: int = 256, seed: int = 0) -> None:
         super().__init__()
         gen = torch.Generator().manual_seed(seed)

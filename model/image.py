@@ -51,7 +51,7 @@ class ImageEncoder(nn.Module):
 
     @property
     def dim(self) -> int:
-        return int(self.model.num_features)
+        return int(self.model.num_features)  # type: ignore[arg-type]  # timm models have it
 
     @property
     def input_size(self) -> int:

@@ -18,7 +18,7 @@ def rank_catalogue(scores: np.ndarray) -> np.ndarray:
 
 
 def retrieval_metrics(
-    vectors: np.ndarray,
+    vectors: np.ndarray | None,
     ids: list[int],
     relevant: dict[int, set[int]],
     ks: tuple[int, ...] = KS,
@@ -35,6 +35,8 @@ def retrieval_metrics(
     if not queries:
         raise ValueError("no query has a relevant movie inside this catalogue")
     if scores is None:
+        if vectors is None:
+            raise ValueError("pass vectors or scores")
         scores = vectors @ vectors.T
     scores = scores.astype(np.float64, copy=True)
     np.fill_diagonal(scores, -np.inf)

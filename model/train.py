@@ -51,8 +51,9 @@ def build_loss(cfg: TrainConfig) -> nn.Module:
     if cfg.loss == "improved":
         return ImprovedTripletLoss(cfg.distance)
     if cfg.loss in ("triplet-hard", "triplet-semihard"):
-        mining = "hard" if cfg.loss == "triplet-hard" else "semihard"
-        return MarginTripletLoss(cfg.margin, mining, cfg.distance)
+        if cfg.loss == "triplet-hard":
+            return MarginTripletLoss(cfg.margin, "hard", cfg.distance)
+        return MarginTripletLoss(cfg.margin, "semihard", cfg.distance)
     if cfg.loss == "contrastive":
         return ContrastiveLoss(margin=1.0, distance=cfg.distance)
     if cfg.loss == "vsepp":

@@ -32,6 +32,12 @@ class MovieCard:
     text: np.ndarray | None = None  # raw encoder features, for explanations
     image: np.ndarray | None = None
 
+    def features(self) -> tuple[np.ndarray, np.ndarray]:
+        """(text, image) raw features; only cards read by `MovieRepository.cards` carry them."""
+        if self.text is None or self.image is None:
+            raise ValueError(f"card {self.id} was read without its features")
+        return self.text, self.image
+
     @classmethod
     def from_movie(cls, m: Movie) -> MovieCard:
         return cls(

@@ -103,7 +103,7 @@ def create_or_replace_movie(
     with state.write_lock:
         movie = repo.by_external_id(external_id) if external_id else None
         created = movie is None
-        old = None if created else (labelled_groups(movie), repo.vectors([movie.id]).get(movie.id))
+        old = (labelled_groups(movie), repo.vectors([movie.id]).get(movie.id)) if movie else None
         if movie is None:
             movie = Movie(external_id=external_id, title=title, plot=plot, year=year, genres=genres)
             session.add(movie)
@@ -225,8 +225,9 @@ def similar_movies(
     found = [(cards[i], score) for i, score in hits if i in cards]  # deleted since: dropped
     if not found:
         return query, []
-    text_sims = cosines(query.text, np.stack([c.text for c, _ in found]))
-    image_sims = cosines(query.image, np.stack([c.image for c, _ in found]))
+    q_text, q_image = query.features()
+    text_sims = cosines(q_text, np.stack([c.features()[0] for c, _ in found]))
+    image_sims = cosines(q_image, np.stack([c.features()[1] for c, _ in found]))
     results = []
     for (card, score), text_sim, image_sim in zip(found, text_sims, image_sims, strict=True):
         why = explain(
