@@ -10,6 +10,30 @@ from fastapi.testclient import TestClient
 from app.cli import build_parser, main
 from tests.model.dataset_fixture import write_dataset
 
+
+def cli(*args: object) -> int:
+    """`movierec ARGS...` in process; paths and numbers are stringified."""
+    return main([str(a) for a in args])
+
+
+def features(dataset, out, text_model: str, tiny_models: dict[str, str]) -> int:
+    """`movierec features` with the tiny image tower."""
+    return cli(
+        "features",
+        dataset,
+        "--out",
+        out,
+        "--text-model",
+        text_model,
+        "--image-model",
+        "test_efficientnet",
+        "--image-weights",
+        tiny_models["image_weights"],
+        "--device",
+        "cpu",
+    )
+
+
 COMMANDS = [
     "serve",
     "migrate",
@@ -43,44 +67,24 @@ def pipeline(tmp_path_factory, tiny_models):
     root = tmp_path_factory.mktemp("pipeline")
     ds = write_dataset(root / "ds", n=40)
     feats = root / "features.safetensors"
-    assert (
-        main(
-            [
-                "features",
-                str(ds),
-                "--out",
-                str(feats),
-                "--text-model",
-                tiny_models["text_model"],
-                "--image-model",
-                "test_efficientnet",
-                "--image-weights",
-                tiny_models["image_weights"],
-                "--device",
-                "cpu",
-            ]
-        )
-        == 0
-    )
+    assert features(ds, feats, tiny_models["text_model"], tiny_models) == 0
     ckpt = root / "linear"
     assert (
-        main(
-            [
-                "train",
-                str(ds),
-                "--features",
-                str(feats),
-                "--out",
-                str(ckpt),
-                "--head",
-                "linear",
-                "--batch-size",
-                "8",
-                "--epochs",
-                "3",
-                "--device",
-                "cpu",
-            ]
+        cli(
+            "train",
+            ds,
+            "--features",
+            feats,
+            "--out",
+            ckpt,
+            "--head",
+            "linear",
+            "--batch-size",
+            "8",
+            "--epochs",
+            "3",
+            "--device",
+            "cpu",
         )
         == 0
     )
@@ -104,17 +108,15 @@ def test_features_train_evaluate_plot(pipeline, capsys):
 
     out = pipeline["root"] / "report"
     assert (
-        main(
-            [
-                "evaluate",
-                str(pipeline["ds"]),
-                "--features",
-                str(pipeline["features"]),
-                "--out",
-                str(out),
-                "--checkpoint",
-                f"mine={pipeline['ckpt']}",
-            ]
+        cli(
+            "evaluate",
+            pipeline["ds"],
+            "--features",
+            pipeline["features"],
+            "--out",
+            out,
+            "--checkpoint",
+            f"mine={pipeline['ckpt']}",
         )
         == 0
     )
@@ -128,32 +130,28 @@ def test_features_train_evaluate_plot(pipeline, capsys):
     assert "| mine |" in out.with_suffix(".md").read_text()
     png = pipeline["root"] / "pca.png"
     assert (
-        main(
-            [
-                "plot",
-                str(pipeline["ds"]),
-                "--features",
-                str(pipeline["features"]),
-                "--checkpoint",
-                str(pipeline["ckpt"]),
-                "--out",
-                str(png),
-                "--all",
-            ]
+        cli(
+            "plot",
+            pipeline["ds"],
+            "--features",
+            pipeline["features"],
+            "--checkpoint",
+            pipeline["ckpt"],
+            "--out",
+            png,
+            "--all",
         )
         == 0
     )
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert (
-        main(
-            [
-                "evaluate",
-                str(pipeline["ds"]),
-                "--features",
-                str(pipeline["features"]),
-                "--checkpoint",
-                "no-equals-sign",
-            ]
+        cli(
+            "evaluate",
+            pipeline["ds"],
+            "--features",
+            pipeline["features"],
+            "--checkpoint",
+            "no-equals-sign",
         )
         == 2
     )
@@ -161,40 +159,22 @@ def test_features_train_evaluate_plot(pipeline, capsys):
 
 def test_lstm_text_tower_trains_jointly(pipeline, tiny_models):
     feats = pipeline["root"] / "lstm.safetensors"
-    assert (
-        main(
-            [
-                "features",
-                str(pipeline["ds"]),
-                "--out",
-                str(feats),
-                "--text-model",
-                "lstm",
-                "--image-model",
-                "test_efficientnet",
-                "--image-weights",
-                tiny_models["image_weights"],
-            ]
-        )
-        == 0
-    )
+    assert features(pipeline["ds"], feats, "lstm", tiny_models) == 0
     ckpt = pipeline["root"] / "lstm"
     assert (
-        main(
-            [
-                "train",
-                str(pipeline["ds"]),
-                "--features",
-                str(feats),
-                "--out",
-                str(ckpt),
-                "--head",
-                "linear",
-                "--epochs",
-                "2",
-                "--batch-size",
-                "8",
-            ]
+        cli(
+            "train",
+            pipeline["ds"],
+            "--features",
+            feats,
+            "--out",
+            ckpt,
+            "--head",
+            "linear",
+            "--epochs",
+            "2",
+            "--batch-size",
+            "8",
         )
         == 0
     )
@@ -202,17 +182,15 @@ def test_lstm_text_tower_trains_jointly(pipeline, tiny_models):
     assert config["spec"]["text_tower"] == "lstm" and config["spec"]["vocab_size"] > 10
     out = pipeline["root"] / "lstm-report"
     assert (
-        main(
-            [
-                "evaluate",
-                str(pipeline["ds"]),
-                "--features",
-                str(feats),
-                "--out",
-                str(out),
-                "--checkpoint",
-                f"lstm={ckpt}",
-            ]
+        cli(
+            "evaluate",
+            pipeline["ds"],
+            "--features",
+            feats,
+            "--out",
+            out,
+            "--checkpoint",
+            f"lstm={ckpt}",
         )
         == 0
     )
@@ -232,14 +210,14 @@ def test_import_then_reindex_with_a_checkpoint(pipeline, tiny_models, monkeypatc
         "DATA_DIR": str(tmp_path / "svc"),
     }.items():
         monkeypatch.setenv(f"MOVIEREC_{key}", value)
-    assert main(["import", str(pipeline["ds"]), "--batch-size", "16", "--limit", "30"]) == 0
-    assert main(["import", str(pipeline["ds"]), "--batch-size", "16"]) == 0  # resumes: 30 skipped
+    assert cli("import", pipeline["ds"], "--batch-size", 16, "--limit", 30) == 0
+    assert cli("import", pipeline["ds"], "--batch-size", 16) == 0  # resumes: 30 skipped
     with TestClient(create_app(Settings())) as client:
         ready = client.get("/ready").json()
         assert ready["indexed"] == 40 and ready["fallback_model"] and ready["index_consistent"]
         before = client.get("/movies/1/similar", params={"k": 5}).json()
     monkeypatch.setenv("MOVIEREC_FUSION_CHECKPOINT", str(pipeline["ckpt"]))
-    assert main(["reindex"]) == 0
+    assert cli("reindex") == 0
     with TestClient(create_app(Settings())) as client:
         ready = client.get("/ready").json()
         assert ready["model_version"].startswith("fusion-") and ready["index_consistent"]
@@ -263,11 +241,11 @@ def test_training_under_torchrun_with_two_processes(pipeline, tmp_path):
         "-m",
         "app.cli",
         "train",
-        str(pipeline["ds"]),
+        pipeline["ds"],
         "--features",
-        str(pipeline["features"]),
+        pipeline["features"],
         "--out",
-        str(out),
+        out,
         "--head",
         "linear",
         "--batch-size",
@@ -306,22 +284,6 @@ def test_word2vec_text_features(pipeline, tiny_models):
     np.testing.assert_allclose(out[0], [0.5, 0.5, 0, 0])
     np.testing.assert_allclose(out[1], [0, 0, 0, 0])
     feats = pipeline["root"] / "w2v.safetensors"
-    assert (
-        main(
-            [
-                "features",
-                str(pipeline["ds"]),
-                "--out",
-                str(feats),
-                "--text-model",
-                f"word2vec:{vectors}",
-                "--image-model",
-                "test_efficientnet",
-                "--image-weights",
-                tiny_models["image_weights"],
-            ]
-        )
-        == 0
-    )
+    assert features(pipeline["ds"], feats, f"word2vec:{vectors}", tiny_models) == 0
     cache = FeatureCache.load(feats)
     assert cache.text.shape == (40, 4) and cache.text.any(axis=1).all()
