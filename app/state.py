@@ -26,11 +26,9 @@ class AppState:
     centroids: GenreCentroids
     calibration: ModalityCalibration
     mapper: GenreMapper
+    ingest_slots: threading.BoundedSemaphore  # at most MAX_CONCURRENT_INGESTS embed at once
     # Commit + index update happen under this lock so the index applies changes in commit order.
     write_lock: threading.Lock = field(default_factory=threading.Lock)
-    ingest_slots: threading.BoundedSemaphore = field(
-        default_factory=lambda: threading.BoundedSemaphore(2)
-    )
     changes_since_snapshot: int = 0
 
     @property

@@ -134,6 +134,7 @@ def stage_split(batch, models: dict[str, str], work: Path) -> tuple[dict, dict]:
         texts = [plot for _, plot, _ in batch]
         from model.text import TextEncoder
 
+        # through the class: the instance's `encode` is the timing wrapper installed above
         TextEncoder.encode(emb.text_encoder, texts, batch_size=32)
         text_s = time.perf_counter() - t
     bare = {

@@ -76,7 +76,3 @@ class GenreMapper:
     def groups_of(self, names: Iterable[str]) -> list[int]:
         """Sorted distinct groups of the given genre names; unknown names are ignored."""
         return sorted({g for n in names if (g := self.group_of(n)) is not None})
-
-
-def group_label(group_id: int) -> str:
-    return GENRE_GROUPS[group_id]

@@ -14,8 +14,6 @@ from app.errors import InvalidImage, PayloadTooLarge, UnsupportedMediaType
 # hard ceiling and we check the header ourselves before decoding.
 Image.MAX_IMAGE_PIXELS = 200_000_000
 
-ALLOWED = {"JPEG": "image/jpeg", "PNG": "image/png", "WEBP": "image/webp"}
-
 
 def sniff_format(data: bytes) -> str | None:
     """JPEG / PNG / WEBP from the first bytes; the client's content type and filename are

@@ -7,10 +7,16 @@ from dataclasses import dataclass
 from datetime import datetime
 
 import numpy as np
-from sqlalchemy import delete, func, select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session, selectinload
 
 from app.movies.models import ChangeLog, Movie, MovieFeatures, MovieGenreGroup, MovieVector
+
+# What a movie response needs of the big rows: no vector or feature blobs.
+RESPONSE_LOADS = (
+    selectinload(Movie.features).load_only(MovieFeatures.image_count),
+    selectinload(Movie.vector).load_only(MovieVector.model_version),
+)
 
 
 @dataclass
@@ -70,7 +76,7 @@ class MovieRepository:
     def get(self, movie_id: int, *, with_data: bool = False) -> Movie | None:
         stmt = select(Movie).where(Movie.id == movie_id)
         if with_data:
-            stmt = stmt.options(selectinload(Movie.features), selectinload(Movie.vector))
+            stmt = stmt.options(*RESPONSE_LOADS)
         return self.session.scalar(stmt)
 
     def cards(self, ids: Sequence[int]) -> dict[int, MovieCard]:
@@ -112,21 +118,14 @@ class MovieRepository:
             groups.setdefault(movie_id, []).append((group_id, inferred, confidence))
         out = {}
         for r in self.session.execute(stmt):
-            out[r.id] = MovieCard(
-                id=r.id,
-                external_id=r.external_id,
-                title=r.title,
-                plot=r.plot,
-                year=r.year,
-                genres=list(r.genres or []),
-                created_at=r.created_at,
-                updated_at=r.updated_at,
+            row = dict(r._mapping)  # the selected columns carry MovieCard's field names
+            row.update(
+                genres=list(row["genres"] or []),
                 groups=groups.get(r.id, []),
-                model_version=r.model_version,
-                image_count=r.image_count,
-                text=from_bytes(r.text),
-                image=from_bytes(r.image),
+                text=from_bytes(row["text"]),
+                image=from_bytes(row["image"]),
             )
+            out[r.id] = MovieCard(**row)
         return out
 
     def by_external_id(self, external_id: str) -> Movie | None:
@@ -138,7 +137,7 @@ class MovieRepository:
         if group is not None:
             member = select(MovieGenreGroup.movie_id).where(MovieGenreGroup.group_id == group)
             stmt, count = stmt.where(Movie.id.in_(member)), count.where(Movie.id.in_(member))
-        stmt = stmt.options(selectinload(Movie.vector), selectinload(Movie.features))
+        stmt = stmt.options(*RESPONSE_LOADS)
         rows = list(self.session.scalars(stmt.order_by(Movie.id).limit(limit).offset(offset)))
         return rows, int(self.session.scalar(count) or 0)
 
@@ -223,6 +222,3 @@ class MovieRepository:
     def sample_features(self, limit: int) -> list[tuple[np.ndarray, np.ndarray]]:
         stmt = select(MovieFeatures.text, MovieFeatures.image).order_by(MovieFeatures.movie_id)
         return [(from_bytes(t), from_bytes(i)) for t, i in self.session.execute(stmt.limit(limit))]
-
-    def purge_vectors(self) -> None:
-        self.session.execute(delete(MovieVector))

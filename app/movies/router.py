@@ -11,7 +11,6 @@ from pydantic import Field
 from app.auth import Forbidden, Unauthorized, require_read, require_write
 from app.deps import SessionDep, StateDep
 from app.errors import (
-    InvalidImage,
     InvalidInput,
     MovieNotFound,
     PayloadTooLarge,
@@ -75,12 +74,6 @@ def create_movie(
     year: Annotated[int | None, Form(ge=1870, le=2200)] = None,
     external_id: Annotated[str | None, Form(min_length=1, max_length=255)] = None,
 ) -> MovieRead:
-    if not images:
-        raise InvalidImage("at least one image is required")
-    if len(images) > state.settings.max_images:
-        raise PayloadTooLarge(
-            f"{len(images)} images; at most {state.settings.max_images} per movie"
-        )
     uploads = [_read_upload(u, state.settings.max_image_bytes) for u in images]
     movie, created = service.create_or_replace_movie(
         state,

@@ -51,7 +51,8 @@ def _write_atomic(path: Path, data: bytes) -> None:
         fh.write(data)
         fh.flush()
         os.fsync(fh.fileno())
-    failpoint("snapshot_after_index_tmp") if path.name == INDEX_FILE else None
+    if path.name == INDEX_FILE:
+        failpoint("snapshot_after_index_tmp")
     tmp.replace(path)
 
 
