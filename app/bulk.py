@@ -70,6 +70,7 @@ def import_dataset(
                     repo.log_change(movie.id, "upsert")
                     rows.append((movie.id, labelled_groups(movie), v))
                 session.commit()
+                state.cards.invalidate([r[0] for r in rows])
                 state.index.upsert(np.array([r[0] for r in rows]), np.stack([r[2] for r in rows]))
                 for _, groups, v in rows:
                     state.centroids.add(groups, v)

@@ -54,8 +54,11 @@ class Settings(BaseSettings):
     max_image_pixels: int = 40_000_000  # width * height, checked from the header before decoding
     max_title_chars: int = 500
     max_plot_chars: int = 20_000
-    max_concurrent_ingests: int = 2  # encoder calls at once
+    max_pending_ingests: int = 32  # movies queued for the encoders; beyond, POST waits, then 429
     ingest_wait_seconds: float = 5.0  # a waiting ingest gives up with 429 after this
+    ingest_batch_images: int = 32  # images per encoder call when concurrent ingests are batched
+    ingest_batch_wait_ms: float = 0.0  # extra wait for more movies before a batch (GPU, bursts)
+    card_cache_size: int = 20_000  # movies whose cards the similar path keeps in memory; 0: off
 
     @cached_property
     def resolved_database_url(self) -> str:

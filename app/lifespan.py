@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import threading
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 
@@ -13,10 +12,12 @@ from fastapi import FastAPI
 from app.config import Settings
 from app.db import make_engine, make_sessionmaker
 from app.migrations import upgrade_database
+from app.movies.card_cache import CardCache
 from app.movies.clusters import GenreCentroids
 from app.movies.explain import ModalityCalibration
 from app.movies.repository import MovieRepository
 from app.movies.service import refresh_calibration
+from app.search.batcher import EmbedBatcher
 from app.search.embedder import Embedder
 from app.search.index import VectorIndex
 from app.search.sync import open_index, reindex, snapshot, stale_vector_count
@@ -47,7 +48,13 @@ def build_state(settings: Settings, embedder: Embedder | None = None) -> AppStat
         centroids=GenreCentroids(embedder.out_dim),
         calibration=ModalityCalibration.from_features([]),
         mapper=mapper,
-        ingest_slots=threading.BoundedSemaphore(settings.max_concurrent_ingests),
+        cards=CardCache(settings.card_cache_size),
+        batcher=EmbedBatcher(
+            embedder,
+            max_images=settings.ingest_batch_images,
+            max_wait=settings.ingest_batch_wait_ms / 1000,
+            max_pending=settings.max_pending_ingests,
+        ),
     )
     stale = stale_vector_count(state)
     if stale:
@@ -96,6 +103,7 @@ def make_lifespan(
         try:
             yield
         finally:
+            state.batcher.close()
             with state.write_lock:
                 snapshot(state)
             state.engine.dispose()

@@ -9,8 +9,10 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.orm import sessionmaker
 
 from app.config import Settings
+from app.movies.card_cache import CardCache
 from app.movies.clusters import GenreCentroids
 from app.movies.explain import ModalityCalibration
+from app.search.batcher import EmbedBatcher
 from app.search.embedder import Embedder
 from app.search.index import VectorIndex
 from model.genres import GenreMapper
@@ -26,7 +28,8 @@ class AppState:
     centroids: GenreCentroids
     calibration: ModalityCalibration
     mapper: GenreMapper
-    ingest_slots: threading.BoundedSemaphore  # at most MAX_CONCURRENT_INGESTS embed at once
+    batcher: EmbedBatcher  # the only path from a POST to the encoders
+    cards: CardCache  # the similar path's in-memory cards, invalidated by every write
     # Commit + index update happen under this lock so the index applies changes in commit order.
     write_lock: threading.Lock = field(default_factory=threading.Lock)
     changes_since_snapshot: int = 0

@@ -187,7 +187,7 @@ def http_throughput(batch, models: dict[str, str], work: Path) -> dict:
             **models,
             "MOVIEREC_DATA_DIR": str(work / f"http{clients}"),
             "MOVIEREC_INGEST_WAIT_SECONDS": "120",
-            "MOVIEREC_MAX_CONCURRENT_INGESTS": "2",
+            "MOVIEREC_MAX_PENDING_INGESTS": "32",
         }
         server = ServerProcess(env, work)
         server.start(timeout=300)

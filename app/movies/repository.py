@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 import numpy as np
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session, selectinload
 
 from app.movies.models import ChangeLog, Movie, MovieFeatures, MovieGenreGroup, MovieVector
@@ -193,21 +193,38 @@ class MovieRepository:
             yield ids, np.stack([from_bytes(r[1]) for r in rows])
             last = int(ids[-1])
 
-    def iter_features(self, batch: int = 2000) -> Iterator[list[MovieFeatures]]:
+    def iter_features(
+        self, batch: int = 2000
+    ) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+        """(ids, text, image) feature arrays in id order, a batch at a time (plain selects)."""
         last = -1
         while True:
             stmt = (
-                select(MovieFeatures)
+                select(MovieFeatures.movie_id, MovieFeatures.text, MovieFeatures.image)
                 .where(MovieFeatures.movie_id > last)
                 .order_by(MovieFeatures.movie_id)
                 .limit(batch)
             )
-            rows = list(self.session.scalars(stmt))
+            rows = self.session.execute(stmt).all()
             if not rows:
                 return
-            yield rows
-            last = rows[-1].movie_id
-            self.session.expunge_all()
+            ids = np.array([r[0] for r in rows], dtype=np.int64)
+            yield (
+                ids,
+                np.stack([from_bytes(r[1]) for r in rows]),
+                np.stack([from_bytes(r[2]) for r in rows]),
+            )
+            last = int(ids[-1])
+
+    def update_vectors(self, ids: np.ndarray, vectors: np.ndarray, model_version: str) -> None:
+        """One executemany UPDATE by primary key for a batch of recomputed vectors."""
+        self.session.execute(
+            update(MovieVector),
+            [
+                {"movie_id": int(i), "model_version": model_version, "vector": to_bytes(v)}
+                for i, v in zip(ids, vectors, strict=True)
+            ],
+        )
 
     def labelled_groups(self) -> list[tuple[int, int]]:
         stmt = select(MovieGenreGroup.movie_id, MovieGenreGroup.group_id).where(

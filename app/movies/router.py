@@ -172,12 +172,10 @@ def read_similar_movies(
         state, session, movie_id, k=k, exclude=set(exclude or []), genre_group=genre_group
     )
     answer = SimilarMovies(
-        query=service.movie_read(query),
+        query=query.read,
         model_version=state.model_version,
         results=[
-            SimilarMovie(
-                movie=service.movie_read(m), score=round(score, 6), explanation=Explanation(**why)
-            )
+            SimilarMovie(movie=m.read, score=round(score, 6), explanation=Explanation(**why))
             for m, score, why in results
         ],
     )

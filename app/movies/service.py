@@ -9,8 +9,9 @@ from datetime import UTC, datetime
 import numpy as np
 from sqlalchemy.orm import Session
 
-from app.errors import MovieNotFound, PayloadTooLarge, TooManyRequests
+from app.errors import MovieNotFound, PayloadTooLarge
 from app.failpoints import failpoint
+from app.movies.card_cache import CachedCard
 from app.movies.explain import ModalityCalibration, cosines, explain
 from app.movies.images import ImageLimits, decode_image
 from app.movies.models import Movie, MovieFeatures, MovieVector
@@ -92,12 +93,7 @@ def create_or_replace_movie(
     target = state.embedder.image_encoder.input_size
     images = [decode_image(u.data, name=u.name, limits=limits, target=target) for u in uploads]
 
-    if not state.ingest_slots.acquire(timeout=s.ingest_wait_seconds):
-        raise TooManyRequests("too many movies are being embedded right now; retry shortly")
-    try:
-        emb = state.embedder.embed(plot, images)
-    finally:
-        state.ingest_slots.release()
+    emb = state.batcher.embed(plot, images, wait=s.ingest_wait_seconds)
 
     repo = MovieRepository(session)
     with state.write_lock:
@@ -121,6 +117,7 @@ def create_or_replace_movie(
         movie.vector = MovieVector(model_version=state.model_version, vector=to_bytes(emb.vector))
         repo.log_change(movie.id, "upsert")
         session.commit()  # the acknowledgement point
+        state.cards.invalidate([movie.id])
         failpoint("after_commit_before_index")
         if old and old[1] is not None:
             state.centroids.remove(old[0], old[1])
@@ -179,6 +176,7 @@ def update_movie(
                     movie, assign_groups(state, movie.genres, vector)
                 )
         session.commit()
+        state.cards.invalidate([movie_id])
         if vector is not None and "genres" in fields:
             state.centroids.remove(old_groups, vector)
             state.centroids.add(labelled_groups(movie), vector)
@@ -194,6 +192,7 @@ def delete_movie(state: AppState, session: Session, movie_id: int) -> None:
         repo.delete(movie)
         repo.log_change(movie_id, "delete")
         session.commit()
+        state.cards.invalidate([movie_id])
         failpoint("after_commit_before_index")
         state.index.remove([movie_id])
         if vector is not None:
@@ -209,33 +208,49 @@ def similar_movies(
     k: int,
     exclude: set[int],
     genre_group: int | None,
-) -> tuple[MovieCard, list[tuple[MovieCard, float, dict]]]:
-    """The query vector comes from the index (updated before any write is acknowledged), so the
-    answer costs the search plus one read of the query's and results' rows."""
+) -> tuple[CachedCard, list[tuple[CachedCard, float, dict]]]:
+    """The query vector comes from the index (updated before any write is acknowledged) and the
+    cards from memory, so a warm answer costs the search alone; cold cards cost one read."""
     vector = state.index.vector(movie_id)
     if vector is None:
         raise MovieNotFound(f"no movie with id {movie_id}")
-    repo = MovieRepository(session)
-    allowed = repo.ids_in_group(genre_group) if genre_group is not None else None
+    allowed = (
+        MovieRepository(session).ids_in_group(genre_group) if genre_group is not None else None
+    )
     hits = state.index.search(vector, k, exclude=exclude | {movie_id}, allowed=allowed)
-    cards = repo.cards([movie_id, *(i for i, _ in hits)])
+    cards = load_cards(state, session, [movie_id, *(i for i, _ in hits)])
     query = cards.get(movie_id)
     if query is None:  # deleted since the search
         raise MovieNotFound(f"no movie with id {movie_id}")
     found = [(cards[i], score) for i, score in hits if i in cards]  # deleted since: dropped
     if not found:
         return query, []
-    q_text, q_image = query.features()
-    text_sims = cosines(q_text, np.stack([c.features()[0] for c, _ in found]))
-    image_sims = cosines(q_image, np.stack([c.features()[1] for c, _ in found]))
+    q_text, q_image = query.card.features()
+    text_sims = cosines(q_text, np.stack([c.card.features()[0] for c, _ in found]))
+    image_sims = cosines(q_image, np.stack([c.card.features()[1] for c, _ in found]))
+    query_groups = [g for g, _, _ in query.card.groups]
     results = []
-    for (card, score), text_sim, image_sim in zip(found, text_sims, image_sims, strict=True):
+    for (entry, score), text_sim, image_sim in zip(found, text_sims, image_sims, strict=True):
         why = explain(
-            query_groups=[g for g, _, _ in query.groups],
-            result_groups=[g for g, _, _ in card.groups],
+            query_groups=query_groups,
+            result_groups=[g for g, _, _ in entry.card.groups],
             text_sim=float(text_sim),
             image_sim=float(image_sim),
             calibration=state.calibration,
         )
-        results.append((card, float(score), why))
+        results.append((entry, float(score), why))
     return query, results
+
+
+def load_cards(state: AppState, session: Session, ids: list[int]) -> dict[int, CachedCard]:
+    """Cards from the in-memory cache; the missing ones in one database read, then cached."""
+    cards, missing = state.cards.get_many(ids)
+    if missing:
+        generation = state.cards.generation()  # before the read: see CardCache
+        fresh = {
+            i: CachedCard(card, movie_read(card))
+            for i, card in MovieRepository(session).cards(missing).items()
+        }
+        state.cards.put_many(fresh, generation)
+        cards.update(fresh)
+    return cards

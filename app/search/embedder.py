@@ -96,6 +96,11 @@ class Embedder:
         return self.fusion(t, i).float().cpu().numpy()
 
     def embed(self, plot: str, images: Sequence[Image.Image]) -> Embedding:
-        text = self.text_encoder.encode([plot])[0]
-        image = self.image_encoder.encode_movies([images])[0]
-        return Embedding(text, image, self.fuse(text[None], image[None])[0])
+        return self.embed_many([(plot, images)])[0]
+
+    def embed_many(self, movies: Sequence[tuple[str, Sequence[Image.Image]]]) -> list[Embedding]:
+        """Several movies in one text call, one image call and one fusion call."""
+        text = self.text_encoder.encode([plot for plot, _ in movies])
+        image = self.image_encoder.encode_movies([images for _, images in movies])
+        vectors = self.fuse(text, image)
+        return [Embedding(t, i, v) for t, i, v in zip(text, image, vectors, strict=True)]

@@ -11,7 +11,7 @@ from tqdm import tqdm
 
 from app.failpoints import failpoint
 from app.movies.models import MovieVector
-from app.movies.repository import MovieRepository, from_bytes, to_bytes
+from app.movies.repository import MovieRepository
 from app.search.index import SnapshotError
 from app.state import AppState
 
@@ -101,20 +101,12 @@ def reindex(state: AppState, *, batch: int = 2000, progress: bool = True) -> int
         repo = MovieRepository(session)
         total = repo.count()
         bar = tqdm(total=total, desc="reindex", unit="movie", disable=not progress)
-        for rows in repo.iter_features(batch):
-            text = np.stack([from_bytes(r.text) for r in rows])
-            image = np.stack([from_bytes(r.image) for r in rows])
-            vectors = state.embedder.fuse(text, image)
-            for r, v in zip(rows, vectors, strict=True):
-                session.merge(
-                    MovieVector(
-                        movie_id=r.movie_id, model_version=state.model_version, vector=to_bytes(v)
-                    )
-                )
-            session.flush()  # before iter_features expunges this batch
-            n += len(rows)
-            bar.update(len(rows))
+        for ids, text, image in repo.iter_features(batch):
+            repo.update_vectors(ids, state.embedder.fuse(text, image), state.model_version)
+            n += len(ids)
+            bar.update(len(ids))
         session.commit()
+        state.cards.clear()
         bar.close()
     rebuild_from_database(state)
     return n

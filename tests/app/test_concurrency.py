@@ -117,21 +117,26 @@ def test_concurrent_writers_readers_deleters(tiny_models, tmp_path):
 
 def test_excess_ingests_get_429_quickly(make_client, tmp_path):
     client = make_client(
-        f"sqlite:///{tmp_path / 'bp.db'}", max_concurrent_ingests=1, ingest_wait_seconds=0.05
+        f"sqlite:///{tmp_path / 'bp.db'}", max_pending_ingests=1, ingest_wait_seconds=0.05
     )
-    state = client.app.state.movierec
-    assert state.ingest_slots.acquire(timeout=1)  # an ingest is "in progress"
-    try:
-        started = time.perf_counter()
-        r = post_movie(client)
-        took = time.perf_counter() - started
-    finally:
-        state.ingest_slots.release()
+    batcher = client.app.state.movierec.batcher
+    with ThreadPoolExecutor(2) as pool:
+        with batcher.device_lock:  # the encoders are "busy"
+            # The worker takes the first movie and blocks; the second fills the one-slot queue.
+            held = [pool.submit(post_movie, client, seed=i) for i in (1, 2)]
+            deadline = time.monotonic() + 10
+            while batcher.queued() < 1 and time.monotonic() < deadline:
+                time.sleep(0.01)
+            started = time.perf_counter()
+            r = post_movie(client, seed=3)
+            took = time.perf_counter() - started
+        held_codes = [f.result(timeout=60).status_code for f in held]
     assert (
         r.status_code == 429 and r.headers["retry-after"] and r.json()["error"] == "TooManyRequests"
     )
     assert took < 5, "a refused ingest must not queue"
-    assert post_movie(client).status_code == 201  # the slot is free again
+    assert held_codes == [201, 201]  # the queued ones complete
+    assert post_movie(client, seed=4).status_code == 201  # the queue is free again
     with ThreadPoolExecutor(4) as pool:
         codes = list(pool.map(lambda i: post_movie(client, seed=i).status_code, range(8)))
     assert set(codes) <= {201, 429}

@@ -34,7 +34,7 @@ def _env(tiny_models, data_dir, db_url, **extra) -> dict[str, str]:
         "MOVIEREC_IMAGE_MODEL": tiny_models["image_model"],
         "MOVIEREC_IMAGE_WEIGHTS": tiny_models["image_weights"],
         "MOVIEREC_DEVICE": "cpu",
-        "MOVIEREC_MAX_CONCURRENT_INGESTS": "4",
+        "MOVIEREC_MAX_PENDING_INGESTS": "8",
         "MOVIEREC_INGEST_WAIT_SECONDS": "30",
     }
     env.update({f"MOVIEREC_{k.upper()}": str(v) for k, v in extra.items()})

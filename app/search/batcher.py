@@ -1,0 +1,149 @@
+"""Cross-request batching: concurrent ingests share one encoder call.
+
+A GPU (and, less so, a CPU) embeds 16 images in one call much faster than in 16 calls of one,
+but each POST carries one movie with a few images. One worker thread owns the encoders: it
+takes the oldest waiting movie plus every movie that queued up while the previous batch ran
+(up to `max_images` images, optionally waiting `max_wait` seconds for more), embeds them in one
+text call, one image call and one fusion call, and hands each request its own result. Under
+light load a movie is embedded as soon as it arrives; under heavy load batches grow by
+themselves. A bounded queue gives back-pressure: past it, callers get 429.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from collections.abc import Sequence
+from concurrent.futures import Future
+from dataclasses import dataclass, field
+
+from PIL import Image
+
+from app.errors import ServiceUnavailable, TooManyRequests
+from app.search.embedder import Embedder, Embedding
+
+log = logging.getLogger("movierec.batcher")
+
+
+@dataclass
+class _Job:
+    plot: str
+    images: Sequence[Image.Image]
+    future: Future[Embedding] = field(default_factory=Future)
+
+
+@dataclass
+class BatchStats:
+    batches: int = 0
+    movies: int = 0
+    images: int = 0
+    largest_batch: int = 0  # movies in the largest batch so far
+
+
+class EmbedBatcher:
+    def __init__(
+        self,
+        embedder: Embedder,
+        *,
+        max_images: int = 32,
+        max_wait: float = 0.0,
+        max_pending: int = 32,
+    ) -> None:
+        self.embedder = embedder
+        self.max_images, self.max_wait = max_images, max_wait
+        self.stats = BatchStats()
+        # Held by the worker while it gathers and embeds a batch; maintenance code (and tests)
+        # may take it to pause the worker between batches.
+        self.device_lock = threading.Lock()
+        self._queue: queue.Queue[_Job | None] = queue.Queue(maxsize=max_pending)
+        self._closed = False
+        self._thread = threading.Thread(target=self._run, name="embed-batcher", daemon=True)
+        self._thread.start()
+
+    def embed(self, plot: str, images: Sequence[Image.Image], *, wait: float) -> Embedding:
+        """Queue one movie and block until its embedding is ready. Raises TooManyRequests when
+        the queue stays full for `wait` seconds."""
+        if self._closed:
+            raise ServiceUnavailable("the service is shutting down")
+        job = _Job(plot, images)
+        try:
+            self._queue.put(job, timeout=wait)
+        except queue.Full:
+            raise TooManyRequests(
+                "too many movies are waiting to be embedded right now; retry shortly"
+            ) from None
+        return job.future.result()
+
+    def queued(self) -> int:
+        """Movies waiting for the worker (not counting the batch being embedded)."""
+        return self._queue.qsize()
+
+    def close(self, timeout: float = 30.0) -> None:
+        """Finish the queued movies, then stop the worker."""
+        if self._closed:
+            return
+        self._closed = True
+        self._queue.put(None)
+        self._thread.join(timeout)
+
+    def _run(self) -> None:
+        while True:
+            job = self._queue.get()
+            if job is None:
+                return
+            with self.device_lock:  # gather once the encoders are free: all that queued joins
+                batch, stop = self._gather(job)
+                self._process(batch)
+            if stop:
+                return
+
+    def _gather(self, first: _Job) -> tuple[list[_Job], bool]:
+        """The first job plus whatever else fits; returns (batch, shutdown requested)."""
+        batch, images = [first], len(first.images)
+        deadline = time.monotonic() + self.max_wait
+        while images < self.max_images:
+            try:
+                remaining = deadline - time.monotonic()
+                job = (
+                    self._queue.get(timeout=remaining)
+                    if remaining > 0
+                    else self._queue.get_nowait()
+                )
+            except queue.Empty:
+                break
+            if job is None:
+                return batch, True
+            batch.append(job)
+            images += len(job.images)
+        return batch, False
+
+    def _process(self, batch: list[_Job]) -> None:
+        try:
+            results = self.embedder.embed_many([(j.plot, j.images) for j in batch])
+        except Exception:
+            # One bad movie must not fail the others: retry each on its own.
+            for job in batch:
+                self._process_one(job)
+            return
+        self._record(batch)
+        for job, result in zip(batch, results, strict=True):
+            job.future.set_result(result)
+
+    def _process_one(self, job: _Job) -> None:
+        try:
+            (result,) = self.embedder.embed_many([(job.plot, job.images)])
+        except Exception:
+            log.exception("embedding failed")
+            job.future.set_exception(ServiceUnavailable("embedding failed"))
+        else:
+            self._record([job])
+            job.future.set_result(result)
+
+    def _record(self, batch: list[_Job]) -> None:
+        s = self.stats
+        s.batches += 1
+        s.movies += len(batch)
+        s.images += sum(len(j.images) for j in batch)
+        s.largest_batch = max(s.largest_batch, len(batch))

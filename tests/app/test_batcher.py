@@ -1,0 +1,103 @@
+"""Cross-request batching with the real (tiny) encoders: movies that queue up while the encoders
+are busy are embedded in one call, each gets exactly its own result, and one bad movie fails
+alone."""
+
+from __future__ import annotations
+
+import io
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from app.errors import ServiceUnavailable
+from app.search.batcher import EmbedBatcher
+from tests.helpers import image_bytes
+
+PLOTS = [
+    "a ghost haunts a dark house at night",
+    "two friends race across the desert",
+    "a detective hunts a killer in the rain",
+    "a family of robots learns to sing",
+    "pirates search for a cursed treasure map",
+    "an astronaut is stranded on a cold moon",
+]
+
+
+def images(seed: int, n: int) -> list[Image.Image]:
+    return [
+        Image.open(io.BytesIO(image_bytes(seed=seed * 10 + i))).convert("RGB") for i in range(n)
+    ]
+
+
+def wait_until(condition, timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition() and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert condition(), "timed out"
+
+
+@pytest.fixture
+def batcher(tiny_embedder):
+    b = EmbedBatcher(tiny_embedder, max_images=64, max_pending=16)
+    yield b
+    b.close()
+
+
+def test_queued_movies_share_one_encoder_call_and_get_their_own_results(batcher, tiny_embedder):
+    movies = [(plot, images(i, 1 + i % 3)) for i, plot in enumerate(PLOTS)]
+    with ThreadPoolExecutor(len(movies)) as pool:
+        with batcher.device_lock:  # the encoders are busy: everything queues behind the first
+            futures = [pool.submit(batcher.embed, p, ims, wait=10) for p, ims in movies]
+            wait_until(lambda: batcher.queued() == len(movies) - 1)
+        results = [f.result(timeout=60) for f in futures]
+    assert batcher.stats.batches == 1 and batcher.stats.largest_batch == len(movies)
+    assert batcher.stats.images == sum(len(ims) for _, ims in movies)
+    for (plot, ims), got in zip(movies, results, strict=True):
+        alone = tiny_embedder.embed(plot, ims)
+        np.testing.assert_allclose(got.text, alone.text, atol=1e-5)
+        np.testing.assert_allclose(got.image, alone.image, atol=1e-5)
+        np.testing.assert_allclose(got.vector, alone.vector, atol=1e-5)
+
+
+def test_a_failing_movie_fails_alone(batcher):
+    with ThreadPoolExecutor(3) as pool:
+        with batcher.device_lock:
+            good = pool.submit(batcher.embed, PLOTS[0], images(0, 2), wait=10)
+            bad = pool.submit(batcher.embed, PLOTS[1], [], wait=10)  # no image: encoder raises
+            other = pool.submit(batcher.embed, PLOTS[2], images(2, 1), wait=10)
+            wait_until(lambda: batcher.queued() == 2)
+        assert good.result(timeout=60).vector.shape == (256,)
+        assert other.result(timeout=60).vector.shape == (256,)
+        with pytest.raises(ServiceUnavailable):
+            bad.result(timeout=60)
+
+
+def test_images_cap_splits_batches(tiny_embedder):
+    b = EmbedBatcher(tiny_embedder, max_images=4, max_pending=16)
+    try:
+        with ThreadPoolExecutor(4) as pool:
+            with b.device_lock:
+                futures = [pool.submit(b.embed, PLOTS[i], images(i, 2), wait=10) for i in range(4)]
+                wait_until(lambda: b.queued() == 3)
+            for f in futures:
+                f.result(timeout=60)
+        # 2 + 2 images, twice: never more than 4 images in one call
+        assert b.stats.batches == 2 and b.stats.largest_batch == 2
+    finally:
+        b.close()
+
+
+def test_close_finishes_queued_work_then_refuses(tiny_embedder):
+    b = EmbedBatcher(tiny_embedder, max_pending=4)
+    with ThreadPoolExecutor(2) as pool:
+        with b.device_lock:
+            queued = [pool.submit(b.embed, PLOTS[i], images(i, 1), wait=10) for i in range(2)]
+            wait_until(lambda: b.queued() == 1)
+            closing = pool.submit(b.close)
+        closing.result(timeout=60)
+        assert all(f.result(timeout=1).vector.shape == (256,) for f in queued)
+    with pytest.raises(ServiceUnavailable):
+        b.embed(PLOTS[0], images(0, 1), wait=1)
