@@ -284,6 +284,7 @@ def main() -> None:
                 {k: round(v, 3) if isinstance(v, float) else v for k, v in row.items()},
                 flush=True,
             )
+            save("similar", results)  # a later, larger size may fail: keep what is measured
         for n in args.raw_sizes:
             vectors = clustered_unit_vectors(n)
             queries = vectors[np.random.default_rng(3).integers(0, n, 100)]

@@ -12,6 +12,8 @@ from sqlalchemy.orm import Session, selectinload
 
 from app.movies.models import ChangeLog, Movie, MovieFeatures, MovieGenreGroup, MovieVector
 
+IN_CHUNK = 5_000  # ids per IN (...) list, well under every database's bound-parameter limit
+
 # What a movie response needs of the big rows: no vector or feature blobs.
 RESPONSE_LOADS = (
     selectinload(Movie.features).load_only(MovieFeatures.image_count),
@@ -171,10 +173,15 @@ class MovieRepository:
         return set(self.session.scalars(select(MovieVector.movie_id)))
 
     def vectors(self, ids: Sequence[int]) -> dict[int, np.ndarray]:
-        stmt = select(MovieVector.movie_id, MovieVector.vector).where(
-            MovieVector.movie_id.in_(list(ids))
-        )
-        return {i: from_bytes(v) for i, v in self.session.execute(stmt)}
+        """Vectors by id, in chunks: SQLite refuses more than 32,766 (or 250,000) bound
+        parameters in one statement, and start-up asks for every labelled movie's vector."""
+        wanted, out = list(ids), {}
+        for start in range(0, len(wanted), IN_CHUNK):
+            stmt = select(MovieVector.movie_id, MovieVector.vector).where(
+                MovieVector.movie_id.in_(wanted[start : start + IN_CHUNK])
+            )
+            out.update({i: from_bytes(v) for i, v in self.session.execute(stmt)})
+        return out
 
     def iter_vectors(self, batch: int = 5000) -> Iterator[tuple[np.ndarray, np.ndarray]]:
         """(ids, vectors) in batches, for rebuilding the index from the source of truth."""

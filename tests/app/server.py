@@ -61,7 +61,9 @@ class ServerProcess:
             return 0.0
         while time.perf_counter() - started < timeout:
             if self.proc.poll() is not None:
-                raise RuntimeError(f"server exited with {self.proc.returncode}; see {log.name}")
+                log.close()
+                tail = Path(log.name).read_text(errors="replace")[-3000:]
+                raise RuntimeError(f"server exited with {self.proc.returncode}:\n{tail}")
             try:
                 if httpx.get(self.url + "/ready", timeout=1).status_code == 200:
                     return time.perf_counter() - started
