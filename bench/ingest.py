@@ -22,7 +22,7 @@ from pathlib import Path
 
 import httpx
 
-from bench.common import save
+from bench.common import rss_mib, save
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -192,13 +192,22 @@ def http_throughput(batch, models: dict[str, str], work: Path) -> dict:
         server = ServerProcess(env, work)
         server.start(timeout=300)
         try:
+            rss_loaded = rss_mib(server.proc.pid)  # models loaded, empty catalogue
             with httpx.Client(base_url=server.url, timeout=300) as c:
                 post(c, batch[0], "warm")
             seconds = run_clients(server.url, batch, clients)
+            rss_end = rss_mib(server.proc.pid)
         finally:
             server.stop()
         images = len(batch) * len(batch[0][2])
-        out[str(clients)] = {"movies_per_s": len(batch) / seconds, "images_per_s": images / seconds}
+        db = work / f"http{clients}" / "movierec.db"
+        out[str(clients)] = {
+            "movies_per_s": len(batch) / seconds,
+            "images_per_s": images / seconds,
+            "server_rss_mib_loaded": rss_loaded,
+            "server_rss_mib_end": rss_end,
+            "db_bytes_per_movie": db.stat().st_size / (len(batch) + 1),
+        }
     return out
 
 

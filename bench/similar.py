@@ -28,7 +28,7 @@ import httpx
 import numpy as np
 from sqlalchemy import insert
 
-from bench.common import clustered_unit_vectors, pct, save, timed
+from bench.common import clustered_unit_vectors, pct, rss_mib, save, timed
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -162,13 +162,6 @@ def raw_search(vectors: np.ndarray, queries: np.ndarray, k: int = 20, hnsw: bool
         recall.append(len(exact & {i for i, _ in hnsw.search(q, k)}) / k)
     out.update(hnsw_p50_ms=1e3 * pct(hnsw_s, 50), hnsw_recall_at_20=float(np.mean(recall)))
     return out
-
-
-def rss_mib(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    raise RuntimeError("no VmRSS")
 
 
 def http_bench(url_db: str, data_dir: Path, models: dict[str, str], n: int, requests: int) -> dict:

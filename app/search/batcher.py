@@ -92,12 +92,23 @@ class EmbedBatcher:
         while True:
             job = self._queue.get()
             if job is None:
-                return
+                break
             with self.device_lock:  # gather once the encoders are free: all that queued joins
                 batch, stop = self._gather(job)
                 self._process(batch)
             if stop:
+                break
+        self._refuse_leftovers()
+
+    def _refuse_leftovers(self) -> None:
+        """Movies queued after close() must not wait forever."""
+        while True:
+            try:
+                job = self._queue.get_nowait()
+            except queue.Empty:
                 return
+            if job is not None:
+                job.future.set_exception(ServiceUnavailable("the service is shutting down"))
 
     def _gather(self, first: _Job) -> tuple[list[_Job], bool]:
         """The first job plus whatever else fits; returns (batch, shutdown requested)."""

@@ -65,7 +65,7 @@ class ServerProcess:
                 tail = Path(log.name).read_text(errors="replace")[-3000:]
                 raise RuntimeError(f"server exited with {self.proc.returncode}:\n{tail}")
             try:
-                if httpx.get(self.url + "/ready", timeout=1).status_code == 200:
+                if httpx.get(self.url + "/ready", timeout=30).status_code == 200:
                     return time.perf_counter() - started
             except httpx.HTTPError:
                 pass
