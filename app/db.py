@@ -21,8 +21,8 @@ class Base(DeclarativeBase):
 
 def make_engine(url: str) -> Engine:
     """SQLite: WAL + synchronous=FULL + foreign keys, so an acknowledged commit survives a crash.
-    PostgreSQL: pre-ping and a short connect timeout so an outage answers fast instead of
-    hanging."""
+    PostgreSQL: pre-ping and a short connect timeout so an outage answers fast
+    instead of hanging."""
     if url.startswith("sqlite"):
         engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
 

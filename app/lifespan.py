@@ -104,6 +104,7 @@ def make_lifespan(
             yield
         finally:
             state.batcher.close()
+            state.maintenance.shutdown(wait=True)  # queued snapshots land before the last one
             with state.write_lock:
                 snapshot(state)
             state.engine.dispose()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from sqlalchemy.engine import Engine
@@ -30,6 +31,10 @@ class AppState:
     mapper: GenreMapper
     batcher: EmbedBatcher  # the only path from a POST to the encoders
     cards: CardCache  # the similar path's in-memory cards, invalidated by every write
+    # One thread, so snapshots reach the disk in the order they were captured.
+    maintenance: ThreadPoolExecutor = field(
+        default_factory=lambda: ThreadPoolExecutor(1, thread_name_prefix="maintenance")
+    )
     # Commit + index update happen under this lock so the index applies changes in commit order.
     write_lock: threading.Lock = field(default_factory=threading.Lock)
     changes_since_snapshot: int = 0

@@ -43,7 +43,7 @@ def main() -> None:
     lat.grid(True, which="both", alpha=0.3)
     lat.legend(fontsize=8)
     for key, label in [
-        ("server_rss_mib_end", "server resident memory (MiB)"),
+        ("server_rss_mib_loaded", "server resident memory after start (MiB)"),
         ("db_mib", "SQLite database file (MiB)"),
     ]:
         pts = [

@@ -8,7 +8,8 @@ a real uvicorn server (tiny encoders: encoder cost does not depend on catalogue 
   - GET /movies/{id}/similar?k=20 over HTTP, sequential: first visits (cards read from the
     database) and repeat visits of the same queries (cards from memory), p50/p99 and throughput,
   - GET /health on the same server (the trivial FastAPI endpoint),
-  - POST /movies x 40 (the write path: database, index, snapshots) and the server's memory,
+  - POST /movies x 40 with a snapshot due every 20 (the write path: database, index,
+    snapshots) and the server's memory,
   - the raw search in this process: FAISS flat, numpy xb @ q + argpartition, and HNSW with its
     recall@20 against exact.
 Ratios are against baselines measured in the same run; absolute times are context only.
@@ -178,6 +179,7 @@ def http_bench(url_db: str, data_dir: Path, models: dict[str, str], n: int, requ
         "MOVIEREC_IMAGE_MODEL": models["image_model"],
         "MOVIEREC_IMAGE_WEIGHTS": models["image_weights"],
         "MOVIEREC_CARD_CACHE_SIZE": str(max(20_000, 30 * requests)),
+        "MOVIEREC_SNAPSHOT_EVERY": "20",  # two index snapshots fall due within the 40 writes
     }
     server = ServerProcess(env, data_dir)
     ready_s = server.start(timeout=1200)

@@ -1,7 +1,7 @@
 """Configuration dataclasses: encoder names and the text-image (fusion) network spec.
 
-Every trained artifact stores these as JSON, so a checkpoint rebuilds its model without code
-changes.
+Every trained artifact stores these as JSON, so a checkpoint rebuilds its model without
+code changes.
 """
 
 from __future__ import annotations
@@ -42,20 +42,18 @@ def is_kobert(name: str) -> bool:
 @dataclass
 class ImageEncoderConfig:
     name: str = DEFAULT_IMAGE_MODEL  # timm architecture name, or "local-dir:<dir>"
-    weights: str | None = (
-        None  # optional local weights file (.safetensors/.pth); None: timm's pretrained
-    )
+    # optional local weights file (.safetensors/.pth); None: timm's pretrained weights
+    weights: str | None = None
     pretrained: bool = True  # False: random init (tests only)
-    image_size: int | None = (
-        None  # override the model's input size (CPU fallback); None: from the model
-    )
+    # override the model's input size (CPU fallback); None: from the model
+    image_size: int | None = None
     batch_size: int = 16
 
 
 @dataclass
 class FusionConfig:
-    """The text-image network of Table 6: five Conv1D->ReLU->MaxPool(2,2)->Dropout modules, FC,
-    L2."""
+    """The text-image network of Table 6: five Conv1D->ReLU->MaxPool(2,2)->Dropout modules,
+    FC, L2."""
 
     text_dim: int = 768  # KoBERT
     image_dim: int = 2560  # EfficientNet-b7
@@ -65,9 +63,7 @@ class FusionConfig:
     pool_stride: int = 2
     dropout: float = 0.3
     out_dim: int = 256
-    padding: Literal["valid", "same"] = (
-        "valid"  # the thesis does not say; Keras' default is 'valid'
-    )
+    padding: Literal["valid", "same"] = "valid"  # not in the thesis; Keras' default
 
     @property
     def in_dim(self) -> int:
@@ -116,9 +112,8 @@ class TrainConfig:
     patience: int = 10  # early stopping on validation loss
     seed: int = 0
     weight_decay: float = 0.0
-    related_only: bool = (
-        False  # True: raw related pairs; False: related AND same genre group (thesis)
-    )
+    # True: raw related pairs; False: related AND same genre group (the thesis)
+    related_only: bool = False
     extra: dict[str, Any] = field(default_factory=dict)
 
 

@@ -1,8 +1,7 @@
 """The dataset folder layout (thesis / tmdb-similar), splits, relevance and triplet sampling.
 
 Layout: movies.csv (id,title[,year,genres]), plots.csv (id,plot), similar.csv
-(target_id,similar_id),
-images/<id>/* (one folder of posters/stills per movie id).
+(target_id,similar_id), images/<id>/* (one folder of posters/stills per movie id).
 """
 
 from __future__ import annotations
@@ -101,8 +100,8 @@ def load_dataset(root: str | Path, mapper: GenreMapper | None = None) -> Dataset
 
 
 def relevance(dataset: Dataset, *, related_only: bool = False) -> dict[int, set[int]]:
-    """The thesis' rule: similar = related AND sharing a genre group; `related_only` drops the
-    second."""
+    """The thesis' rule: similar = related AND sharing a genre group; `related_only`
+    drops the second."""
     if related_only:
         return {t: set(s) for t, s in dataset.related.items()}
     groups = {m.id: set(m.groups) for m in dataset.movies}
@@ -150,8 +149,7 @@ class TripletSampler:
     """(anchor, positive, negative) row indices for one split.
 
     Positive: from the anchor's similar set. Negative: a movie sharing no genre group with the
-    anchor
-    and not related to it (any unrelated movie when the anchor has no group).
+    anchor and not related to it (any unrelated movie when the anchor has no group).
     """
 
     def __init__(

@@ -1,14 +1,12 @@
 """MovieEmbedder: the trainable part between cached encoder features and the 256-d space.
 
     text features (or token ids -> RNN/LSTM tower) ---+
-                                                      +-> standardise -> head -> (B, 256) unit
-                                                      vectors
+                                                      +-> standardise -> head -> (B, 256)
     image features (mean over the movie's images) ---+
 
 head = "conv" is the thesis' text-image network (Table 6); "linear" is concat -> FC (VSE++ style).
 Input standardisation (train-set mean/std, stored as buffers) keeps KoBERT and EfficientNet
-features,
-whose scales differ by an order of magnitude, from drowning each other.
+features, whose scales differ by an order of magnitude, from drowning each other.
 """
 
 from __future__ import annotations
@@ -66,8 +64,8 @@ class MovieEmbedder(nn.Module):
         self.register_buffer("in_std", torch.ones(cfg.in_dim))
 
     def fit_standardizer(self, text: torch.Tensor | None, image: torch.Tensor) -> None:
-        """Set the input mean/std from training features (text None when a text tower is
-        trained)."""
+        """Set the input mean/std from training features (text is None when a text tower is
+        trained jointly)."""
         if not self.spec.standardize:
             return
         t_dim = self.spec.fusion.text_dim

@@ -1,5 +1,5 @@
-"""Image encoder: a timm trunk (num_classes=0) -> pooled features, mean-pooled over a movie's
-images.
+"""Image encoder: a timm trunk (num_classes=0) -> pooled features, mean-pooled over a
+movie's images.
 
 Preprocessing is resolved from the model (`timm.data.resolve_model_data_config`): the EfficientNet
 variants disagree on mean/std and input size, so nothing is hard-coded here.
@@ -83,8 +83,7 @@ class ImageEncoder(nn.Module):
     def encode_movies(
         self, movies: Sequence[Sequence[Image.Image]], batch_size: int | None = None
     ) -> np.ndarray:
-        """One vector per movie: features of all its images, averaged (the thesis' image
-        network)."""
+        """One vector per movie: its images' features, averaged (the thesis' image network)."""
         flat = [im for images in movies for im in images]
         if any(len(images) == 0 for images in movies):
             raise ValueError("every movie needs at least one image")

@@ -33,8 +33,8 @@ def distance_matrix(x: torch.Tensor, y: torch.Tensor, kind: Distance) -> torch.T
 
 
 class ImprovedTripletLoss(nn.Module):
-    """loss = Z * sigmoid(Z), Z = d(a, p) - d(a, n): no margin, and a small gradient even for Z <
-    0."""
+    """loss = Z * sigmoid(Z), Z = d(a, p) - d(a, n): no margin, and a small gradient even for
+    Z < 0."""
 
     def __init__(self, distance: Distance = "euclidean") -> None:
         super().__init__()

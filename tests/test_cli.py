@@ -34,6 +34,18 @@ def features(dataset, out, text_model: str, tiny_models: dict[str, str]) -> int:
     )
 
 
+def train_args(dataset, feats, out, epochs: int, batch: int = 8) -> list[object]:
+    """`train` arguments for a small linear-head run on CPU."""
+    return [
+        "train", dataset, "--features", feats, "--out", out, "--head", "linear",
+        "--batch-size", batch, "--epochs", epochs, "--device", "cpu",
+    ]  # fmt: skip
+
+
+def evaluate(dataset, feats, out, checkpoint: str) -> int:
+    return cli("evaluate", dataset, "--features", feats, "--out", out, "--checkpoint", checkpoint)
+
+
 COMMANDS = [
     "serve",
     "migrate",
@@ -69,25 +81,7 @@ def pipeline(tmp_path_factory, tiny_models):
     feats = root / "features.safetensors"
     assert features(ds, feats, tiny_models["text_model"], tiny_models) == 0
     ckpt = root / "linear"
-    assert (
-        cli(
-            "train",
-            ds,
-            "--features",
-            feats,
-            "--out",
-            ckpt,
-            "--head",
-            "linear",
-            "--batch-size",
-            "8",
-            "--epochs",
-            "3",
-            "--device",
-            "cpu",
-        )
-        == 0
-    )
+    assert cli(*train_args(ds, feats, ckpt, epochs=3)) == 0
     return {"root": root, "ds": ds, "features": feats, "ckpt": ckpt}
 
 
@@ -107,19 +101,7 @@ def test_features_train_evaluate_plot(pipeline, capsys):
     assert [r["epoch"] for r in log] == [0, 1, 2, 3] and "val_thesis_recall@20" in log[1]
 
     out = pipeline["root"] / "report"
-    assert (
-        cli(
-            "evaluate",
-            pipeline["ds"],
-            "--features",
-            pipeline["features"],
-            "--out",
-            out,
-            "--checkpoint",
-            f"mine={pipeline['ckpt']}",
-        )
-        == 0
-    )
+    assert evaluate(pipeline["ds"], pipeline["features"], out, f"mine={pipeline['ckpt']}") == 0
     results = json.loads(out.with_suffix(".json").read_text())
     assert {
         "mine",
@@ -144,56 +126,19 @@ def test_features_train_evaluate_plot(pipeline, capsys):
         == 0
     )
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    assert (
-        cli(
-            "evaluate",
-            pipeline["ds"],
-            "--features",
-            pipeline["features"],
-            "--checkpoint",
-            "no-equals-sign",
-        )
-        == 2
-    )
+    bad = evaluate(pipeline["ds"], pipeline["features"], pipeline["root"] / "x", "no-equals-sign")
+    assert bad == 2
 
 
 def test_lstm_text_tower_trains_jointly(pipeline, tiny_models):
     feats = pipeline["root"] / "lstm.safetensors"
     assert features(pipeline["ds"], feats, "lstm", tiny_models) == 0
     ckpt = pipeline["root"] / "lstm"
-    assert (
-        cli(
-            "train",
-            pipeline["ds"],
-            "--features",
-            feats,
-            "--out",
-            ckpt,
-            "--head",
-            "linear",
-            "--epochs",
-            "2",
-            "--batch-size",
-            "8",
-        )
-        == 0
-    )
+    assert cli(*train_args(pipeline["ds"], feats, ckpt, epochs=2)) == 0
     config = json.loads((ckpt / "config.json").read_text())
     assert config["spec"]["text_tower"] == "lstm" and config["spec"]["vocab_size"] > 10
     out = pipeline["root"] / "lstm-report"
-    assert (
-        cli(
-            "evaluate",
-            pipeline["ds"],
-            "--features",
-            feats,
-            "--out",
-            out,
-            "--checkpoint",
-            f"lstm={ckpt}",
-        )
-        == 0
-    )
+    assert evaluate(pipeline["ds"], feats, out, f"lstm={ckpt}") == 0
     assert set(json.loads(out.with_suffix(".json").read_text())) == {"lstm"}
 
 
@@ -240,20 +185,7 @@ def test_training_under_torchrun_with_two_processes(pipeline, tmp_path):
         "29533",
         "-m",
         "app.cli",
-        "train",
-        pipeline["ds"],
-        "--features",
-        pipeline["features"],
-        "--out",
-        out,
-        "--head",
-        "linear",
-        "--batch-size",
-        "4",
-        "--epochs",
-        "2",
-        "--device",
-        "cpu",
+        *map(str, train_args(pipeline["ds"], pipeline["features"], out, epochs=2, batch=4)),
     ]
     done = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]

@@ -16,14 +16,26 @@ from collections import OrderedDict
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+import numpy as np
+
 from app.movies.repository import MovieCard
 from app.movies.schemas import MovieRead
 
 
 @dataclass(frozen=True)
 class CachedCard:
-    card: MovieCard  # with raw features, for explanations
-    read: MovieRead  # its response schema, built once
+    read: MovieRead  # the response schema, built once
+    text: np.ndarray  # raw encoder features, for explanations
+    image: np.ndarray
+
+    @classmethod
+    def from_card(cls, card: MovieCard, read: MovieRead) -> CachedCard:
+        text, image = card.features()
+        return cls(read, text, image)
+
+    @property
+    def group_ids(self) -> list[int]:
+        return [g.id for g in self.read.genre_groups]
 
 
 class CardCache:

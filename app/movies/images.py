@@ -16,8 +16,8 @@ Image.MAX_IMAGE_PIXELS = 200_000_000
 
 
 def sniff_format(data: bytes) -> str | None:
-    """JPEG / PNG / WEBP from the first bytes; the client's content type and filename are
-    ignored."""
+    """JPEG / PNG / WEBP from the first bytes; the client's content type and filename are not
+    trusted."""
     if data[:3] == b"\xff\xd8\xff":
         return "JPEG"
     if data[:8] == b"\x89PNG\r\n\x1a\n":

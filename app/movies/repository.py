@@ -169,6 +169,9 @@ class MovieRepository:
     def count(self) -> int:
         return int(self.session.scalar(select(func.count()).select_from(Movie)) or 0)
 
+    def vector_count(self) -> int:
+        return int(self.session.scalar(select(func.count()).select_from(MovieVector)) or 0)
+
     def live_ids(self) -> set[int]:
         return set(self.session.scalars(select(MovieVector.movie_id)))
 

@@ -41,9 +41,8 @@ ExcludedId = Annotated[int, Field(ge=1, le=MAX_ID)]
 
 
 def _read_upload(upload: UploadFile, limit: int) -> service.Upload:
-    data = upload.file.read(
-        limit + 1
-    )  # one byte more than allowed tells "too big" without reading all
+    # one byte more than allowed tells "too big" without reading the whole file
+    data = upload.file.read(limit + 1)
     name = (upload.filename or "image").replace("/", "_").replace("\\", "_")[:100]
     return service.Upload(name=name, data=data)
 
@@ -87,7 +86,7 @@ def create_movie(
     )
     if not created:
         response.status_code = status.HTTP_200_OK
-    return service.movie_read(service.get_movie(session, movie.id))
+    return service.movie_read(movie)  # the written row, as committed: no second read
 
 
 @router.get(

@@ -3,6 +3,7 @@ index update. The database commit is the acknowledgement; the index follows it."
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -18,9 +19,12 @@ from app.movies.models import Movie, MovieFeatures, MovieVector
 from app.movies.repository import MovieCard, MovieRepository, from_bytes, to_bytes
 from app.movies.schemas import GenreGroupRef, MovieRead
 from app.movies.text import clean_text
-from app.search.sync import snapshot
+from app.search.index import IndexSnapshot
+from app.search.sync import capture_snapshot
 from app.state import AppState
 from model.genres import GENRE_GROUPS
+
+log = logging.getLogger("movierec.service")
 
 
 @dataclass
@@ -129,10 +133,20 @@ def create_or_replace_movie(
 
 
 def _count_change(state: AppState) -> None:
+    """Every SNAPSHOT_EVERY changes: copy the index under the write lock (held by the caller),
+    then hash, write and fsync it, and re-sample the calibration, on the maintenance thread, so
+    a write never waits for the disk (1 GB at 1M movies)."""
     state.changes_since_snapshot += 1
     if state.changes_since_snapshot >= state.settings.snapshot_every:
-        snapshot(state)
+        state.maintenance.submit(_persist_snapshot, state, capture_snapshot(state))
+
+
+def _persist_snapshot(state: AppState, captured: IndexSnapshot) -> None:
+    try:
+        captured.write(state.settings.index_dir)
         refresh_calibration(state)
+    except Exception:  # a missed snapshot costs a longer replay at start-up, nothing more
+        log.exception("background index snapshot failed")
 
 
 def refresh_calibration(state: AppState) -> None:
@@ -180,7 +194,7 @@ def update_movie(
         if vector is not None and "genres" in fields:
             state.centroids.remove(old_groups, vector)
             state.centroids.add(labelled_groups(movie), vector)
-        return get_movie(session, movie_id)
+        return movie  # as committed (expire_on_commit=False): no second read
 
 
 def delete_movie(state: AppState, session: Session, movie_id: int) -> None:
@@ -225,15 +239,14 @@ def similar_movies(
     found = [(cards[i], score) for i, score in hits if i in cards]  # deleted since: dropped
     if not found:
         return query, []
-    q_text, q_image = query.card.features()
-    text_sims = cosines(q_text, np.stack([c.card.features()[0] for c, _ in found]))
-    image_sims = cosines(q_image, np.stack([c.card.features()[1] for c, _ in found]))
-    query_groups = [g for g, _, _ in query.card.groups]
+    text_sims = cosines(query.text, np.stack([c.text for c, _ in found]))
+    image_sims = cosines(query.image, np.stack([c.image for c, _ in found]))
+    query_groups = query.group_ids
     results = []
     for (entry, score), text_sim, image_sim in zip(found, text_sims, image_sims, strict=True):
         why = explain(
             query_groups=query_groups,
-            result_groups=[g for g, _, _ in entry.card.groups],
+            result_groups=entry.group_ids,
             text_sim=float(text_sim),
             image_sim=float(image_sim),
             calibration=state.calibration,
@@ -248,7 +261,7 @@ def load_cards(state: AppState, session: Session, ids: list[int]) -> dict[int, C
     if missing:
         generation = state.cards.generation()  # before the read: see CardCache
         fresh = {
-            i: CachedCard(card, movie_read(card))
+            i: CachedCard.from_card(card, movie_read(card))
             for i, card in MovieRepository(session).cards(missing).items()
         }
         state.cards.put_many(fresh, generation)

@@ -134,22 +134,15 @@ class EmbedBatcher:
         try:
             results = self.embedder.embed_many([(j.plot, j.images) for j in batch])
         except Exception:
-            # One bad movie must not fail the others: retry each on its own.
-            for job in batch:
-                self._process_one(job)
+            if len(batch) > 1:  # one bad movie must not fail the others: retry each alone
+                for job in batch:
+                    self._process([job])
+                return
+            log.exception("embedding failed")
+            batch[0].future.set_exception(ServiceUnavailable("embedding failed"))
             return
         self._record(batch)
         for job, result in zip(batch, results, strict=True):
-            job.future.set_result(result)
-
-    def _process_one(self, job: _Job) -> None:
-        try:
-            (result,) = self.embedder.embed_many([(job.plot, job.images)])
-        except Exception:
-            log.exception("embedding failed")
-            job.future.set_exception(ServiceUnavailable("embedding failed"))
-        else:
-            self._record([job])
             job.future.set_result(result)
 
     def _record(self, batch: list[_Job]) -> None:

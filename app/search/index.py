@@ -10,7 +10,9 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 import faiss
@@ -23,8 +25,8 @@ INDEX_FILE, MANIFEST_FILE = "index.faiss", "manifest.json"
 
 
 class SnapshotError(Exception):
-    """The snapshot is missing, truncated, corrupt or for another model: rebuild from the
-    database."""
+    """The snapshot is missing, truncated, corrupt or for another model: rebuild it from
+    the database."""
 
 
 @dataclass
@@ -37,6 +39,38 @@ class Manifest:
     removed: list[int]
 
 
+@dataclass
+class IndexSnapshot:
+    """An index copied at one change-log sequence and what its manifest will say, not yet on
+    disk. `serialize` runs in `write`, outside the index lock."""
+
+    serialize: Callable[[], np.ndarray]  # -> uint8 bytes of faiss.serialize_index
+    last_seq: int
+    count: int
+    model_version: str
+    kind: str
+    removed: list[int]
+
+    def write(self, directory: Path) -> Manifest:
+        """Index first, manifest last, each via temp file + fsync + rename. The manifest carries
+        a checksum of the index file, so any torn state is detected at load and rebuilt."""
+        directory.mkdir(parents=True, exist_ok=True)
+        data = self.serialize()
+        manifest = Manifest(
+            last_seq=self.last_seq,
+            count=self.count,
+            sha256=hashlib.sha256(data).hexdigest(),
+            model_version=self.model_version,
+            kind=self.kind,
+            removed=self.removed,
+        )
+        _write_atomic(directory / INDEX_FILE, data)
+        failpoint("snapshot_after_index_rename")
+        _write_atomic(directory / MANIFEST_FILE, json.dumps(manifest.__dict__).encode())
+        _fsync_dir(directory)
+        return manifest
+
+
 def _fsync_dir(path: Path) -> None:
     fd = os.open(path, os.O_RDONLY)
     try:
@@ -45,7 +79,7 @@ def _fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
-def _write_atomic(path: Path, data: bytes) -> None:
+def _write_atomic(path: Path, data: bytes | np.ndarray) -> None:
     tmp = path.with_name(path.name + ".tmp")
     with tmp.open("wb") as fh:
         fh.write(data)
@@ -75,6 +109,17 @@ class VectorIndex:
             inner = faiss.IndexHNSWFlat(self.dim, self.hnsw_m, faiss.METRIC_INNER_PRODUCT)
             inner.hnsw.efSearch = self.ef_search
         return faiss.IndexIDMap2(inner)
+
+    def _serialize_flat(self, rows: list[np.ndarray]) -> np.ndarray:
+        """The serialised form of a flat index holding rows [xb, ids], built off the lock. The
+        rows are released once added, so at most two copies of the vectors exist at a time."""
+        xb, ids = rows
+        rows.clear()
+        index = self._empty()
+        if len(ids):
+            index.add_with_ids(xb, ids)
+        del xb, ids
+        return faiss.serialize_index(index)
 
     # -- writes (exclusive) ---------------------------------------------------------------------
     def upsert(self, ids: np.ndarray, vectors: np.ndarray) -> None:
@@ -188,12 +233,12 @@ class VectorIndex:
         scan itself: nothing here copies the catalogue's id set."""
         query = np.ascontiguousarray(query, dtype=np.float32).reshape(self.dim)
         with self.lock.read():
-            blocked = {i for i in (exclude or ()) if i in self._live} | self._removed
+            blocked = {i for i in (exclude or ()) if i in self._live}
             if allowed is not None:
                 allowed = {i for i in allowed if i in self._live and i not in blocked}
                 candidates = len(allowed)
             else:
-                candidates = len(self._live) - len(blocked - self._removed)
+                candidates = len(self._live) - len(blocked)
             k = min(k, candidates)
             if k <= 0:
                 return []
@@ -204,18 +249,28 @@ class VectorIndex:
     def _search_hnsw(
         self, query: np.ndarray, k: int, blocked: set[int], allowed: set[int] | None
     ) -> list[tuple[int, float]]:
-        """FAISS HNSW with an ID selector; replaced ids may appear twice or with a stale vector in
-        the graph, so candidates are deduplicated and rescored with their current vector."""
-        fetch = min(self._index.ntotal, 2 * k + 16)
-        params = faiss.SearchParametersHNSW(efSearch=max(self.ef_search, fetch))
+        """FAISS HNSW with an ID selector for the caller's exclusions. Tombstones and replaced
+        vectors stay in the graph until compaction: hits not in `_live` are dropped, duplicates
+        are rescored once with their current vector, and the search widens until k remain (the
+        tombstone set is never copied into a per-query selector)."""
+        params = faiss.SearchParametersHNSW()
         if allowed is not None:
             params.sel = faiss.IDSelectorBatch(np.fromiter(allowed, np.int64, len(allowed)))
         elif blocked:
             params.sel = faiss.IDSelectorNot(
                 faiss.IDSelectorBatch(np.fromiter(blocked, np.int64, len(blocked)))
             )
-        _, labels = self._index.search(query[None], fetch, params=params)
-        unique = list(dict.fromkeys(int(i) for i in labels[0] if i != -1 and int(i) in self._live))
+        total = self._index.ntotal
+        fetch = min(total, 2 * k + 16)
+        while True:
+            params.efSearch = max(self.ef_search, fetch)
+            _, labels = self._index.search(query[None], fetch, params=params)
+            unique = list(
+                dict.fromkeys(int(i) for i in labels[0] if i != -1 and int(i) in self._live)
+            )
+            if len(unique) >= k or fetch >= total:
+                break
+            fetch = min(total, 4 * fetch)
         if not unique:
             return []
         current = np.stack([self._index.reconstruct(i) for i in unique])
@@ -224,24 +279,28 @@ class VectorIndex:
 
     # -- snapshots ------------------------------------------------------------------------------
     def save(self, directory: Path, *, last_seq: int, model_version: str) -> Manifest:
-        """Index first, manifest last, each via temp file + fsync + rename. The manifest carries a
-        checksum of the index file, so any torn state is detected at load and rebuilt."""
-        directory.mkdir(parents=True, exist_ok=True)
+        return self.capture(last_seq=last_seq, model_version=model_version).write(directory)
+
+    def capture(self, *, last_seq: int, model_version: str) -> IndexSnapshot:
+        """The index as of `last_seq`, copied under the read lock: the only part of a snapshot
+        that must not overlap a write. A flat index is copied as two arrays (a memcpy) and
+        serialised later by `IndexSnapshot.write`, with hashing and disk I/O; an HNSW graph is
+        serialised here."""
         with self.lock.read():
-            data = faiss.serialize_index(self._index).tobytes()
-            manifest = Manifest(
+            if self.kind == "flat":
+                rows = [a.copy() for a in self._flat()]  # [xb, ids]
+                serialize = partial(self._serialize_flat, rows)
+            else:
+                data = faiss.serialize_index(self._index)
+                serialize = partial(np.asarray, data)  # already serialised: no copy
+            return IndexSnapshot(
+                serialize=serialize,
                 last_seq=last_seq,
                 count=len(self._live),
-                sha256=hashlib.sha256(data).hexdigest(),
                 model_version=model_version,
                 kind=self.kind,
                 removed=sorted(self._removed),
             )
-        _write_atomic(directory / INDEX_FILE, data)
-        failpoint("snapshot_after_index_rename")
-        _write_atomic(directory / MANIFEST_FILE, json.dumps(manifest.__dict__).encode())
-        _fsync_dir(directory)
-        return manifest
 
     def load(self, directory: Path, *, model_version: str) -> Manifest:
         for stray in directory.glob("*.tmp"):

@@ -12,7 +12,7 @@ from tqdm import tqdm
 from app.failpoints import failpoint
 from app.movies.models import MovieVector
 from app.movies.repository import MovieRepository
-from app.search.index import SnapshotError
+from app.search.index import IndexSnapshot, SnapshotError
 from app.state import AppState
 
 log = logging.getLogger("movierec.index")
@@ -71,14 +71,20 @@ def replay(state: AppState, after_seq: int) -> int:
 
 
 def snapshot(state: AppState, last_seq: int | None = None) -> None:
-    """Callers hold the write lock (or own the state alone), so no change slips in between."""
+    """Capture and write now. Callers hold the write lock (or own the state alone)."""
+    capture_snapshot(state, last_seq).write(state.settings.index_dir)
+
+
+def capture_snapshot(state: AppState, last_seq: int | None = None) -> IndexSnapshot:
+    """The index and the change-log sequence it reflects. Callers hold the write lock, so no
+    change slips in between; writing the result to disk can happen after they let go."""
     if state.index.needs_compaction():
         state.index.compact()
     if last_seq is None:
         with state.sessions() as session:
             last_seq = MovieRepository(session).last_seq()
-    state.index.save(state.settings.index_dir, last_seq=last_seq, model_version=state.model_version)
     state.changes_since_snapshot = 0
+    return state.index.capture(last_seq=last_seq, model_version=state.model_version)
 
 
 def stale_vector_count(state: AppState) -> int:

@@ -15,6 +15,7 @@ from sqlalchemy.pool import NullPool
 from app.config import Settings
 from app.main import create_app
 from app.search.embedder import Embedder
+from tests.app.util import CATALOG, post_movie
 
 PG_ADMIN_URL = os.environ.get(
     "MOVIEREC_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
@@ -105,3 +106,15 @@ def make_client(tiny_models, tiny_embedder, tmp_path):
 @pytest.fixture
 def client(make_client, database_url) -> TestClient:
     return make_client(database_url)
+
+
+@pytest.fixture
+def catalog(client):
+    ids = []
+    for title, plot, genres, seed in CATALOG:
+        r = post_movie(
+            client, title=title, plot=plot, genres=genres, seed=seed, external_id=f"ext-{seed}"
+        )
+        assert r.status_code == 201, r.text
+        ids.append(r.json()["id"])
+    return ids

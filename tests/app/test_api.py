@@ -1,39 +1,6 @@
 """The API end to end on SQLite and PostgreSQL (tiny encoders, real FAISS, real databases)."""
 
-import pytest
-
 from tests.app.util import post_movie
-
-CATALOG = [
-    ("Night of the Ghost", "a ghost haunts a dark house at night", ["Horror"], 1),
-    (
-        "House of Screams",
-        "a family moves into a dark house where a ghost lives",
-        ["Horror", "Thriller"],
-        2,
-    ),
-    (
-        "Space War",
-        "space ships fight an alien war far from earth",
-        ["Science Fiction", "Action"],
-        3,
-    ),
-    ("Laugh Club", "a comedy about friends who start a band", ["Comedy"], 4),
-    ("유령의 집", "a ghost and a murder in an old house", ["공포(호러)"], 5),
-    ("The Dog", "a young boy and his dog save the school", ["Family", "Animation"], 6),
-]
-
-
-@pytest.fixture
-def catalog(client):
-    ids = []
-    for title, plot, genres, seed in CATALOG:
-        r = post_movie(
-            client, title=title, plot=plot, genres=genres, seed=seed, external_id=f"ext-{seed}"
-        )
-        assert r.status_code == 201, r.text
-        ids.append(r.json()["id"])
-    return ids
 
 
 def test_create_read_and_list(client, catalog):
@@ -152,6 +119,9 @@ def test_genre_groups_health_and_ready(client, catalog):
     ready = client.get("/ready").json()
     assert ready["status"] == "ready" and ready["index_consistent"] and ready["indexed"] == 6
     assert ready["fallback_model"] is True
+    client.app.state.movierec.index.remove([catalog[0]])  # the index lost a movie
+    r = client.get("/ready")
+    assert r.status_code == 503 and not r.json()["index_consistent"]
 
 
 def test_openapi_docs_declare_error_bodies(client):

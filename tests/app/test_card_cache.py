@@ -10,7 +10,6 @@ import numpy as np
 from app.movies.card_cache import CachedCard, CardCache
 from app.movies.repository import MovieCard
 from app.movies.service import movie_read
-from tests.app.test_api import catalog  # noqa: F401  (fixture)
 from tests.app.util import post_movie
 
 
@@ -21,7 +20,7 @@ def entry(movie_id: int, title: str = "t") -> CachedCard:
         created_at=now, updated_at=now, groups=[], model_version="m", image_count=1,
         text=np.ones(4, np.float32), image=np.ones(4, np.float32),
     )  # fmt: skip
-    return CachedCard(card, movie_read(card))
+    return CachedCard.from_card(card, movie_read(card))
 
 
 def test_lru_keeps_the_most_recently_used():
@@ -40,7 +39,7 @@ def test_a_read_that_raced_a_write_is_not_cached():
     cache.put_many({7: entry(7, "old title")}, generation)  # ...the reader's put is refused
     assert cache.get_many([7]) == ({}, [7])
     cache.put_many({7: entry(7, "new title")}, cache.generation())
-    assert cache.get_many([7])[0][7].card.title == "new title"
+    assert cache.get_many([7])[0][7].read.title == "new title"
 
 
 def test_zero_capacity_disables():
@@ -55,7 +54,7 @@ def similar_titles(client, movie_id: int) -> dict[int, str]:
     return {x["movie"]["id"]: x["movie"]["title"] for x in r.json()["results"]}
 
 
-def test_similar_answers_come_from_memory_and_follow_every_write(client, catalog):  # noqa: F811
+def test_similar_answers_come_from_memory_and_follow_every_write(client, catalog):
     cache = client.app.state.movierec.cards
     first = similar_titles(client, catalog[0])
     hits = cache.hits

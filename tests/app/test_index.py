@@ -99,3 +99,18 @@ def test_hnsw_compaction_drops_tombstones_and_stale_copies():
     assert not index.needs_compaction()
     assert index._index.ntotal == 190 and index.ids() == set(range(10, 200))
     assert index.search(x[3], 10) == before
+
+
+def test_hnsw_widens_past_tombstones_to_return_k_live_movies():
+    x = clustered(400)
+    hnsw, flat = VectorIndex(16, "hnsw"), VectorIndex(16)
+    hnsw.upsert(np.arange(400), x)
+    flat.upsert(np.arange(400), x)
+    query = x[0]
+    nearest = [i for i, _ in flat.search(query, 60)]
+    hnsw.remove(nearest[1:])  # tombstones fill the query's neighbourhood (59 of the top 60)
+    flat.remove(nearest[1:])
+    got = hnsw.search(query, 10, exclude={0})
+    want = flat.search(query, 10, exclude={0})
+    assert len(got) == 10 and not set(nearest) & {i for i, _ in got}
+    assert len({i for i, _ in got} & {i for i, _ in want}) >= 9  # HNSW is approximate

@@ -64,3 +64,23 @@ def test_changes_after_the_snapshot_are_replayed(make_client, tmp_path, database
     ready = fresh.get("/ready").json()
     assert ready["index_consistent"] and ready["indexed"] == 1
     assert fresh.get(f"/movies/{b}/similar").json()["results"] == []
+
+
+def test_writes_do_not_wait_for_the_snapshot_on_disk(make_client, tmp_path):
+    """The index is copied under the write lock; hashing, writing and fsync run on the
+    maintenance thread. Held up here, that thread must not hold up a single write."""
+    import json
+    import threading
+
+    data_dir = tmp_path / "bg"
+    client = make_client(f"sqlite:///{tmp_path / 'bg.db'}", data_dir=data_dir, snapshot_every=3)
+    state = client.app.state.movierec
+    disk_busy = threading.Event()
+    state.maintenance.submit(disk_busy.wait, 60)  # the "disk" is stuck
+    codes = [post_movie(client, title=f"m{i}", seed=i).status_code for i in range(7)]
+    assert codes == [201] * 7  # two snapshots were due and none of the writes waited
+    manifest = data_dir / "index" / MANIFEST_FILE
+    assert json.loads(manifest.read_text())["count"] == 0  # still start-up's empty snapshot
+    disk_busy.set()
+    state.maintenance.submit(lambda: None).result(timeout=60)  # the queued snapshots landed
+    assert json.loads(manifest.read_text())["count"] == 6  # the later one, in capture order
