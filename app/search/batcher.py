@@ -59,6 +59,7 @@ class EmbedBatcher:
         self.device_lock = threading.Lock()
         self._queue: queue.Queue[_Job | None] = queue.Queue(maxsize=max_pending)
         self._closed = False
+        self._carry: _Job | None = None  # taken from the queue, but would overfill the batch
         self._thread = threading.Thread(target=self._run, name="embed-batcher", daemon=True)
         self._thread.start()
 
@@ -90,7 +91,7 @@ class EmbedBatcher:
 
     def _run(self) -> None:
         while True:
-            job = self._queue.get()
+            job, self._carry = self._carry or self._queue.get(), None
             if job is None:
                 break
             with self.device_lock:  # gather once the encoders are free: all that queued joins
@@ -111,7 +112,8 @@ class EmbedBatcher:
                 job.future.set_exception(ServiceUnavailable("the service is shutting down"))
 
     def _gather(self, first: _Job) -> tuple[list[_Job], bool]:
-        """The first job plus whatever else fits; returns (batch, shutdown requested)."""
+        """The first job plus whatever else fits in `max_images` (a movie with more images than
+        that goes alone); returns (batch, shutdown requested)."""
         batch, images = [first], len(first.images)
         deadline = time.monotonic() + self.max_wait
         while images < self.max_images:
@@ -126,6 +128,9 @@ class EmbedBatcher:
                 break
             if job is None:
                 return batch, True
+            if images + len(job.images) > self.max_images:
+                self._carry = job  # first in the next batch
+                break
             batch.append(job)
             images += len(job.images)
         return batch, False

@@ -77,15 +77,19 @@ def test_a_failing_movie_fails_alone(batcher):
 
 def test_images_cap_splits_batches(tiny_embedder):
     b = EmbedBatcher(tiny_embedder, max_images=4, max_pending=16)
+    sizes = [2, 1, 3, 2, 2]  # queued in this order behind a busy encoder
     try:
-        with ThreadPoolExecutor(4) as pool:
+        with ThreadPoolExecutor(len(sizes)) as pool:
+            futures = []
             with b.device_lock:
-                futures = [pool.submit(b.embed, PLOTS[i], images(i, 2), wait=10) for i in range(4)]
-                wait_until(lambda: b.queued() == 3)
+                for i, n in enumerate(sizes):
+                    futures.append(pool.submit(b.embed, PLOTS[i], images(i, n), wait=10))
+                    # in order: each movie is in the queue before the next is submitted
+                    wait_until(lambda i=i: b._queue.unfinished_tasks == i + 1)
             for f in futures:
                 f.result(timeout=60)
-        # 2 + 2 images, twice: never more than 4 images in one call
-        assert b.stats.batches == 2 and b.stats.largest_batch == 2
+        # never more than 4 images in one call: [2, 1], [3], [2, 2]
+        assert b.stats.batches == 3 and b.stats.images == sum(sizes)
     finally:
         b.close()
 
