@@ -51,7 +51,7 @@ def build_state(settings: Settings, embedder: Embedder | None = None) -> AppStat
         cards=CardCache(settings.card_cache_size),
         batcher=EmbedBatcher(
             embedder,
-            max_images=settings.ingest_batch_images,
+            max_images=settings.batch_images(embedder.device.type),
             max_wait=settings.ingest_batch_wait_ms / 1000,
             max_pending=settings.max_pending_ingests,
         ),

@@ -1,12 +1,35 @@
 #!/usr/bin/env bash
-# GPU figures for docs/PERFORMANCE.md: fusion net (fp32 and bf16) and ingest on CUDA.
-# Run on a machine with a GPU (e.g. the device tool): bench/gpu.sh   -> bench/results/*cuda*.json
+# GPU figures in one run: the fusion net (fp32, bf16), the ingest path with the production encoder
+# shapes (bf16 autocast), and the Table 6 `paper` preset trained and evaluated (REPRODUCTION.md).
+#   bench/gpu.sh [DATASET] [FEATURES]
+# DATASET: a dataset folder (plots, posters, similar lists); default ../shared/data/tmdb-similar.
+# FEATURES: its feature cache from `movierec features`; without it the training step is skipped.
+# Environment: PYTHON (default .venv/bin/python, else python3), TRAIN_MINUTES (3), INGEST_MOVIES (96).
+# Results: bench/results/*cuda*.json and runs/gpu-paper/ (training log, evaluation report).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-[ -x .venv/bin/python ] || scripts/setup.sh
-PY=.venv/bin/python
-$PY -c "import torch; assert torch.cuda.is_available(), 'no CUDA device'; print(torch.cuda.get_device_name())"
-export HF_HUB_OFFLINE=1
+PY=${PYTHON:-.venv/bin/python}
+[ -x "$PY" ] || PY=python3
+DATA=${1:-../shared/data/tmdb-similar}
+FEATS=${2:-}
+export HF_HUB_OFFLINE=1 PYTHONUNBUFFERED=1
+$PY -c "import torch; assert torch.cuda.is_available(), 'no CUDA device'; print('torch', torch.__version__, torch.cuda.get_device_name())"
+step() { echo "== $* ($(date +%T))"; }
+step fusion fp32
 $PY -m bench.fusion --device cuda --dtype fp32
+step fusion bf16
 $PY -m bench.fusion --device cuda --dtype bf16
-$PY -m bench.ingest --device cuda
+if [ -n "$FEATS" ]; then
+  RUN=runs/gpu-paper
+  mkdir -p "$RUN"
+  step "train the paper preset with the thesis settings (Adam 3e-4, batch 512, <=200 epochs)"
+  $PY -m app.cli train "$DATA" --features "$FEATS" --out "$RUN/paper" --preset paper --head conv \
+    --loss improved --max-minutes "${TRAIN_MINUTES:-3}" --device cuda > "$RUN/paper.train.json"
+  cat "$RUN/paper.train.json"
+  step evaluate
+  $PY -m app.cli evaluate "$DATA" --features "$FEATS" --out "$RUN/results" \
+    --checkpoint "proposed: Table 6 paper preset + improved loss (GPU)=$RUN/paper"
+fi
+step "ingest, production encoder shapes"
+$PY -m bench.ingest --device cuda --encoders production --dataset "$DATA" --movies "${INGEST_MOVIES:-96}"
+step done

@@ -1,8 +1,12 @@
 """Ingest path: per-movie time split and throughput against the bare encoder forward, one run.
 
-    .venv/bin/python -m bench.ingest [--movies 48] [--images-per-movie 3]
+    .venv/bin/python -m bench.ingest [--movies 48] [--images-per-movie 3] [--encoders dev]
 
-Uses the real offline encoders of ../shared (MiniLM + EfficientNet-Lite0, CPU) and dev movies.
+--encoders dev: the real offline encoders of ../shared (MiniLM + EfficientNet-Lite0).
+--encoders production: the production shapes with random weights (a BERT-base shaped like KoBERT,
+  8,002-token vocabulary, [CLS] pooling; EfficientNet-b7 at 600 px): the speed of the real
+  service, since weights do not change the cost; nothing is downloaded.
+Posters and plots come from the dev dataset (--dataset).
   - stage split of one POST /movies in process: decode, text encoder, image encoder, fusion, and
     the rest (database transaction, index, HTTP + validation);
   - service throughput over HTTP (a real uvicorn) with 1, 4 and 8 concurrent clients;
@@ -33,15 +37,19 @@ def main() -> None:
     parser.add_argument("--movies", type=int, default=48)
     parser.add_argument("--images-per-movie", type=int, default=3)
     parser.add_argument("--device", default="cpu", help="cuda on a GPU machine (bf16 autocast)")
+    parser.add_argument("--encoders", choices=("dev", "production"), default="dev")
+    parser.add_argument("--dataset", type=Path, default=None, help="default: ../shared's dev set")
     args = parser.parse_args()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    from tests.helpers import DATASET, LITE0, MINILM
+    from tests.helpers import DATASET
 
-    if not DATASET.is_dir():
-        sys.exit(f"needs the dev dataset and offline models at {DATASET.parent.parent}")
+    dataset = args.dataset or DATASET
+    if not dataset.is_dir():
+        sys.exit(f"needs the dev dataset at {dataset} (posters and plots)")
     from model.data import load_dataset
 
-    movies = load_dataset(DATASET).movies[: args.movies + args.images_per_movie]
+    movies = [m for m in load_dataset(dataset).movies if m.image_paths]
+    movies = movies[: args.movies + args.images_per_movie]
     posters = [m.image_paths[0].read_bytes() for m in movies]
     batch = [
         (
@@ -51,14 +59,14 @@ def main() -> None:
         )
         for i, m in enumerate(movies[: args.movies])
     ]
-    models = {
-        "MOVIEREC_TEXT_MODEL": str(MINILM),
-        "MOVIEREC_IMAGE_MODEL": "tf_efficientnet_lite0",
-        "MOVIEREC_IMAGE_WEIGHTS": str(LITE0 / "model.safetensors"),
-        "MOVIEREC_DEVICE": args.device,
+    results: dict = {
+        "movies": len(batch),
+        "images_per_movie": args.images_per_movie,
+        "encoders": args.encoders,
+        "device": args.device,
     }
-    results: dict = {"movies": args.movies, "images_per_movie": args.images_per_movie}
     with tempfile.TemporaryDirectory() as tmp:
+        models = encoder_settings(args.encoders, Path(tmp)) | {"MOVIEREC_DEVICE": args.device}
         results["stages_ms"], results["bare"] = stage_split(batch, models, Path(tmp))
         results["http"] = http_throughput(batch, models, Path(tmp))
     bare = results["bare"]["movies_per_s"]
@@ -67,7 +75,39 @@ def main() -> None:
     results["8_clients_vs_1"] = results["http"]["8"]["movies_per_s"] / one
     for k, v in results.items():
         print(k, v)
-    print("wrote", save(f"ingest-{args.device.replace(':', '')}", results))
+    suffix = "" if args.encoders == "dev" else f"-{args.encoders}"
+    print("wrote", save(f"ingest-{args.device.replace(':', '')}{suffix}", results))
+
+
+def encoder_settings(kind: str, work: Path) -> dict[str, str]:
+    """MOVIEREC_* settings for the encoders under test."""
+    if kind == "dev":
+        from tests.helpers import LITE0, MINILM
+
+        if not MINILM.is_dir():
+            sys.exit(f"--encoders dev needs the offline models at {MINILM.parent}")
+        return {
+            "MOVIEREC_TEXT_MODEL": str(MINILM),
+            "MOVIEREC_IMAGE_MODEL": "tf_efficientnet_lite0",
+            "MOVIEREC_IMAGE_WEIGHTS": str(LITE0 / "model.safetensors"),
+        }
+    from tests.helpers import make_tiny_bert
+
+    bert = make_tiny_bert(
+        work / "bert-base-random",
+        vocab_size=8002,  # KoBERT's
+        hidden_size=768,
+        num_hidden_layers=12,
+        num_attention_heads=12,
+        intermediate_size=3072,
+        max_position_embeddings=512,
+    )
+    return {
+        "MOVIEREC_TEXT_MODEL": str(bert),
+        "MOVIEREC_TEXT_POOLING": "cls",  # as for KoBERT
+        "MOVIEREC_IMAGE_MODEL": "tf_efficientnet_b7",
+        "MOVIEREC_IMAGE_PRETRAINED": "false",
+    }
 
 
 def stage_split(batch, models: dict[str, str], work: Path) -> tuple[dict, dict]:
@@ -81,10 +121,7 @@ def stage_split(batch, models: dict[str, str], work: Path) -> tuple[dict, dict]:
     settings = Settings(
         _env_file=None,
         data_dir=work / "split",
-        text_model=models["MOVIEREC_TEXT_MODEL"],
-        image_model=models["MOVIEREC_IMAGE_MODEL"],
-        image_weights=models["MOVIEREC_IMAGE_WEIGHTS"],
-        device=models["MOVIEREC_DEVICE"],
+        **{key.removeprefix("MOVIEREC_").lower(): value for key, value in models.items()},
     )
     acc: dict[str, float] = defaultdict(float)
     with TestClient(create_app(settings)) as client:
@@ -103,7 +140,8 @@ def stage_split(batch, models: dict[str, str], work: Path) -> tuple[dict, dict]:
 
         wrap(service, "decode_image", "decode")
         wrap(emb.text_encoder, "encode", "text encoder")
-        wrap(emb.image_encoder, "encode_movies", "image encoder")
+        wrap(emb, "prepare", "resize (request thread)")
+        wrap(emb.image_encoder, "encode_prepared", "image encoder")
         wrap(emb, "fuse", "fusion")
         post(client, batch[0], "warm")  # first-call costs out of the way
         acc.clear()
@@ -115,8 +153,6 @@ def stage_split(batch, models: dict[str, str], work: Path) -> tuple[dict, dict]:
         stages["database + index + HTTP (rest)"] = 1e3 * total / len(batch) - sum(stages.values())
         stages["total"] = 1e3 * total / len(batch)
         # the baseline: the same movies through the bare encoders, batched
-        import torch
-
         limits = ImageLimits(max_bytes=10**8, max_pixels=10**9)
         target = emb.image_encoder.input_size
         images = [
@@ -124,7 +160,7 @@ def stage_split(batch, models: dict[str, str], work: Path) -> tuple[dict, dict]:
             for _, _, imgs in batch
             for b in imgs
         ]
-        pixels = torch.stack([emb.image_encoder.preprocess(im) for im in images])
+        pixels = emb.image_encoder.prepare(images)  # the bare forward starts where the worker does
         emb.image_encoder.encode_tensors(pixels[:16])
         t = time.perf_counter()
         for s in range(0, len(pixels), 16):

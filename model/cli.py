@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 
 from model.config import DEFAULT_IMAGE_MODEL, DEFAULT_TEXT_MODEL, FUSION_PRESETS, TrainConfig
+from model.embedder import INPUT_NORMS
 from model.losses import LOSSES
 
 
@@ -58,13 +59,26 @@ def add_model_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--batch-size", type=int, default=d.batch_size)
     p.add_argument("--epochs", type=int, default=d.epochs)
     p.add_argument("--patience", type=int, default=d.patience, help="early stopping, in epochs")
+    p.add_argument(
+        "--max-minutes",
+        type=float,
+        default=None,
+        help="wall-clock budget; training stops after the epoch that crosses it and saves the "
+        "best epoch so far (Ctrl-C does the same)",
+    )
     p.add_argument("--seed", type=int, default=d.seed, help="also the split seed")
     p.add_argument(
         "--related-only",
         action="store_true",
         help="similar = related (drop the thesis' same-genre-group rule)",
     )
-    p.add_argument("--no-standardize", action="store_true", help="feed raw features (thesis)")
+    p.add_argument(
+        "--input-norm",
+        choices=INPUT_NORMS,
+        default="standardize",
+        help="standardize: train-set mean/std per feature; l2: each modality L2-normalised "
+        "(the cosine baseline's geometry); none: raw features (the thesis)",
+    )
     p.add_argument("--device", default="auto")
     p.set_defaults(func=cmd_train)
 
@@ -141,6 +155,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         batch_size=args.batch_size,
         epochs=args.epochs,
         patience=args.patience,
+        max_minutes=args.max_minutes,
         seed=args.seed,
         related_only=args.related_only,
     )
@@ -152,7 +167,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         preset=args.preset,
         head=args.head,
         device=args.device,
-        standardize=not args.no_standardize,
+        input_norm=args.input_norm,
     )
     print(json.dumps({"checkpoint": str(args.out), **result.__dict__}, indent=2))
     return 0

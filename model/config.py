@@ -110,6 +110,7 @@ class TrainConfig:
     batch_size: int = 512
     epochs: int = 200
     patience: int = 10  # early stopping on validation loss
+    max_minutes: float | None = None  # wall-clock budget; the best epoch so far is kept
     seed: int = 0
     weight_decay: float = 0.0
     # True: raw related pairs; False: related AND same genre group (the thesis)

@@ -5,8 +5,13 @@
     image features (mean over the movie's images) ---+
 
 head = "conv" is the thesis' text-image network (Table 6); "linear" is concat -> FC (VSE++ style).
-Input standardisation (train-set mean/std, stored as buffers) keeps KoBERT and EfficientNet
-features, whose scales differ by an order of magnitude, from drowning each other.
+The input normalisation keeps KoBERT and EfficientNet features, whose scales differ by an order of
+magnitude, from drowning each other:
+  standardize  per-feature train-set mean/std (stored as buffers)
+  l2           each modality L2-normalised, then scaled so every feature has unit RMS; the same
+               geometry as the training-free cosine baseline, which the conv stack keeps better
+               than standardised inputs (docs/REPRODUCTION.md)
+  none         raw features (the thesis)
 """
 
 from __future__ import annotations
@@ -15,11 +20,15 @@ from dataclasses import asdict, dataclass
 from typing import Any, Literal
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from model.config import FusionConfig
 from model.fusion import ConcatLinear, TextImageNet
 from model.seqtext import RecurrentTextEncoder
+
+InputNorm = Literal["standardize", "l2", "none"]
+INPUT_NORMS: tuple[str, ...] = ("standardize", "l2", "none")
 
 
 @dataclass
@@ -28,7 +37,7 @@ class EmbedderSpec:
     head: Literal["conv", "linear"] = "conv"
     text_tower: Literal["rnn", "lstm"] | None = None  # None: cached frozen text features
     vocab_size: int | None = None
-    standardize: bool = True
+    input_norm: InputNorm = "standardize"
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
@@ -39,6 +48,8 @@ class EmbedderSpec:
     def from_dict(cls, data: dict[str, Any]) -> EmbedderSpec:
         data = dict(data)
         data["fusion"] = FusionConfig.from_dict(data["fusion"])
+        if "standardize" in data:  # checkpoints written before input_norm existed
+            data["input_norm"] = "standardize" if data.pop("standardize") else "none"
         return cls(**data)
 
 
@@ -66,7 +77,7 @@ class MovieEmbedder(nn.Module):
     def fit_standardizer(self, text: torch.Tensor | None, image: torch.Tensor) -> None:
         """Set the input mean/std from training features (text is None when a text tower is
         trained jointly)."""
-        if not self.spec.standardize:
+        if self.spec.input_norm != "standardize":
             return
         t_dim = self.spec.fusion.text_dim
         if text is not None:
@@ -78,6 +89,9 @@ class MovieEmbedder(nn.Module):
     def forward(self, text: torch.Tensor, image: torch.Tensor) -> torch.Tensor:
         if self.text_tower is not None:
             text = self.text_tower(text)
-        x = (torch.cat([text, image], dim=1) - self.in_mean) / self.in_std
         t_dim = self.spec.fusion.text_dim
+        if self.spec.input_norm == "l2":
+            scale = (self.spec.fusion.in_dim / 2) ** 0.5  # unit RMS per feature, modalities equal
+            text, image = F.normalize(text, dim=1) * scale, F.normalize(image, dim=1) * scale
+        x = (torch.cat([text, image], dim=1) - self.in_mean) / self.in_std
         return self.head(x[:, :t_dim], x[:, t_dim:])  # (B, out_dim), unit norm

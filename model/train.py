@@ -19,7 +19,7 @@ from model.checkpoint import save_checkpoint
 from model.config import FusionConfig, TrainConfig, fusion_preset
 from model.data import Dataset, Split, TripletSampler, relevance, restrict, split_ids, undirected
 from model.device import resolve_device
-from model.embedder import EmbedderSpec, MovieEmbedder
+from model.embedder import EmbedderSpec, InputNorm, MovieEmbedder
 from model.features import FeatureCache
 from model.losses import (
     LOSSES,
@@ -39,6 +39,7 @@ class TrainResult:
     val_metrics: dict[str, float]
     epochs_run: int
     seconds: float
+    stopped_by: str = "epochs"  # epochs | patience | time budget | interrupted
 
 
 def seed_everything(seed: int) -> None:
@@ -122,7 +123,7 @@ def train(
     split: Split | None = None,
     device: str = "auto",
     progress: bool = True,
-    standardize: bool = True,
+    input_norm: InputNorm = "standardize",
 ) -> TrainResult:
     """Train, early-stop on validation loss, save the best epoch as a checkpoint in `out_dir`."""
     rank, world = _dist()
@@ -148,7 +149,7 @@ def train(
         head=head,  # type: ignore[arg-type]
         text_tower=cache.meta["text_model"] if cache.text_is_tokens else None,
         vocab_size=cache.meta.get("vocab_size"),
-        standardize=standardize,
+        input_norm=input_norm,
     )
     model = MovieEmbedder(spec).to(dev)
     tr, va = FeatureTable(cache, split.train, dev), FeatureTable(cache, split.validation, dev)
@@ -189,60 +190,103 @@ def train(
     bar = tqdm(
         range(1, cfg.epochs + 1), desc=f"train {cfg.loss}", disable=not progress or rank != 0
     )
-    for epoch in bar:
-        epochs_run = epoch
-        net.train()
-        batches = train_s.epoch(cfg.batch_size)
-        # equal step counts on every rank, or DistributedDataParallel's all-reduce waits forever
-        batches = batches[: max(1, len(batches) // world) * world][rank::world]
-        total, count = 0.0, 0
-        for triplets in batches:
-            uniq, local = np.unique(triplets, return_inverse=True)
-            local_t = torch.from_numpy(local.reshape(triplets.shape)).to(dev)
-            uniq_t = torch.from_numpy(uniq).to(dev)
-            neg = torch.from_numpy(train_s.negative_mask[np.ix_(triplets[:, 0], uniq)]).to(dev)
-            with torch.autocast("cuda", dtype=torch.bfloat16, enabled=use_amp):
-                emb = net(tr.text[uniq_t], tr.image[uniq_t]).float()
-            loss = batch_loss(loss_fn, cfg.loss, emb, local_t, neg)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            total += loss.item() * len(triplets)
-            count += len(triplets)
-        val_loss, metrics = _validate(model, loss_fn, cfg.loss, va, val_s, val_triplets, val_rel)
-        record = {
-            "epoch": epoch,
-            "train_loss": total / max(count, 1),
-            "val_loss": val_loss,
-            **{f"val_{k}": v for k, v in metrics.items()},
-        }
-        if log:
-            log.write(json.dumps(record) + "\n")
-            log.flush()
-        bar.set_postfix(
-            train=f"{record['train_loss']:.4f}",
-            val=f"{val_loss:.4f}",
-            r20=f"{metrics.get('thesis_recall@20', 0):.3f}",
-        )
-        if val_loss < best[0] - 1e-6:
-            state = {k: v.detach().clone() for k, v in model.state_dict().items()}
-            best = (val_loss, epoch, state, metrics)
-            bad_epochs = 0
-        else:
-            bad_epochs += 1
-            if bad_epochs >= cfg.patience:
+    stopped_by = "epochs"
+    try:
+        for epoch in bar:
+            epochs_run = epoch
+            train_loss = _train_epoch(net, loss_fn, cfg, opt, tr, train_s, dev, world, use_amp)
+            val_loss, metrics = _validate(
+                model, loss_fn, cfg.loss, va, val_s, val_triplets, val_rel
+            )
+            record = {"epoch": epoch, "train_loss": train_loss, "val_loss": val_loss}
+            record.update({f"val_{k}": v for k, v in metrics.items()})
+            if log:
+                log.write(json.dumps(record) + "\n")
+                log.flush()
+            bar.set_postfix(
+                train=f"{record['train_loss']:.4f}",
+                val=f"{val_loss:.4f}",
+                r20=f"{metrics.get('thesis_recall@20', 0):.3f}",
+            )
+            if val_loss < best[0] - 1e-6:
+                state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+                best = (val_loss, epoch, state, metrics)
+                bad_epochs = 0
+            else:
+                bad_epochs += 1
+                if bad_epochs >= cfg.patience:
+                    stopped_by = "patience"
+                    break
+            out_of_time = (
+                cfg.max_minutes is not None and time.perf_counter() - started > 60 * cfg.max_minutes
+            )
+            if _rank0_decides(out_of_time, world, dev):  # every rank stops at the same epoch
+                stopped_by = "time budget"
                 break
+    except KeyboardInterrupt:  # Ctrl-C ends training early; the best epoch is still saved
+        if world > 1:
+            raise
+        stopped_by = "interrupted"
     if log:
         log.close()
     model.load_state_dict(best[2])
     result = TrainResult(
-        best[1], best[0], float(first_val), best[3], epochs_run, time.perf_counter() - started
+        best[1],
+        best[0],
+        float(first_val),
+        best[3],
+        epochs_run,
+        time.perf_counter() - started,
+        stopped_by,
     )
     if rank == 0:
         save_checkpoint(
             out_dir, model, extra=_checkpoint_extra(cache, dataset, cfg, preset, result)
         )
     return result
+
+
+def _rank0_decides(flag: bool, world: int, dev: torch.device) -> bool:
+    """Rank 0's clock decides for all ranks: DistributedDataParallel needs equal epoch counts."""
+    if world == 1:
+        return flag
+    value = torch.tensor([int(flag)], device=dev)
+    torch.distributed.broadcast(value, src=0)
+    return bool(value.item())
+
+
+def _train_epoch(
+    net: nn.Module,
+    loss_fn: nn.Module,
+    cfg: TrainConfig,
+    opt: torch.optim.Optimizer,
+    table: FeatureTable,
+    sampler: TripletSampler,
+    dev: torch.device,
+    world: int,
+    use_amp: bool,
+) -> float:
+    """One pass over the training anchors; returns the mean triplet loss."""
+    net.train()
+    rank = torch.distributed.get_rank() if world > 1 else 0
+    batches = sampler.epoch(cfg.batch_size)
+    # equal step counts on every rank, or DistributedDataParallel's all-reduce waits forever
+    batches = batches[: max(1, len(batches) // world) * world][rank::world]
+    total, count = 0.0, 0
+    for triplets in batches:
+        uniq, local = np.unique(triplets, return_inverse=True)
+        local_t = torch.from_numpy(local.reshape(triplets.shape)).to(dev)
+        uniq_t = torch.from_numpy(uniq).to(dev)
+        neg = torch.from_numpy(sampler.negative_mask[np.ix_(triplets[:, 0], uniq)]).to(dev)
+        with torch.autocast("cuda", dtype=torch.bfloat16, enabled=use_amp):
+            emb = net(table.text[uniq_t], table.image[uniq_t]).float()
+        loss = batch_loss(loss_fn, cfg.loss, emb, local_t, neg)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        total += loss.item() * len(triplets)
+        count += len(triplets)
+    return total / max(count, 1)
 
 
 def _validate(

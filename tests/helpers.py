@@ -29,8 +29,11 @@ VOCAB_TEXT = (
 WORDS = VOCAB_TEXT.split()
 
 
-def make_tiny_bert(directory: Path) -> Path:
-    """A 2-layer, 32-wide BERT with a WordPiece vocab, saved in Hugging Face format."""
+def make_tiny_bert(directory: Path, **config_overrides: int) -> Path:
+    """A 2-layer, 32-wide BERT with a WordPiece vocab, saved in Hugging Face format.
+
+    `config_overrides` (BertConfig fields) build other shapes, e.g. BERT-base for benchmarks.
+    """
     from transformers import BertConfig, BertModel, BertTokenizerFast
 
     directory.mkdir(parents=True, exist_ok=True)
@@ -55,6 +58,8 @@ def make_tiny_bert(directory: Path) -> Path:
         intermediate_size=64,
         max_position_embeddings=128,
     )
+    for key, value in config_overrides.items():
+        setattr(config, key, value)
     import torch
 
     torch.manual_seed(0)

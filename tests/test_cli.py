@@ -130,6 +130,16 @@ def test_features_train_evaluate_plot(pipeline, capsys):
     assert bad == 2
 
 
+def test_time_budget_stops_training_and_keeps_the_best_epoch(pipeline):
+    out = pipeline["root"] / "budget"
+    args = train_args(pipeline["ds"], pipeline["features"], out, epochs=50)
+    assert cli(*args, "--max-minutes", 0, "--input-norm", "l2") == 0
+    config = json.loads((out / "config.json").read_text())
+    assert config["result"]["stopped_by"] == "time budget"
+    assert config["result"]["epochs_run"] == 1 and config["train"]["max_minutes"] == 0
+    assert config["spec"]["input_norm"] == "l2"
+
+
 def test_lstm_text_tower_trains_jointly(pipeline, tiny_models):
     feats = pipeline["root"] / "lstm.safetensors"
     assert features(pipeline["ds"], feats, "lstm", tiny_models) == 0

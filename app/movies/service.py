@@ -96,8 +96,8 @@ def create_or_replace_movie(
     limits = ImageLimits(max_bytes=s.max_image_bytes, max_pixels=s.max_image_pixels)
     target = state.embedder.image_encoder.input_size
     images = [decode_image(u.data, name=u.name, limits=limits, target=target) for u in uploads]
-
-    emb = state.batcher.embed(plot, images, wait=s.ingest_wait_seconds)
+    pixels = state.embedder.prepare(images)  # resized here, in parallel with other requests
+    emb = state.batcher.embed(plot, pixels, wait=s.ingest_wait_seconds)
 
     repo = MovieRepository(session)
     with state.write_lock:

@@ -15,11 +15,10 @@ import logging
 import queue
 import threading
 import time
-from collections.abc import Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 
-from PIL import Image
+import torch
 
 from app.errors import ServiceUnavailable, TooManyRequests
 from app.search.embedder import Embedder, Embedding
@@ -30,8 +29,12 @@ log = logging.getLogger("movierec.batcher")
 @dataclass
 class _Job:
     plot: str
-    images: Sequence[Image.Image]
+    pixels: torch.Tensor  # (N, 3, H, W) uint8 from Embedder.prepare
     future: Future[Embedding] = field(default_factory=Future)
+
+    @property
+    def image_count(self) -> int:
+        return len(self.pixels)
 
 
 @dataclass
@@ -63,12 +66,12 @@ class EmbedBatcher:
         self._thread = threading.Thread(target=self._run, name="embed-batcher", daemon=True)
         self._thread.start()
 
-    def embed(self, plot: str, images: Sequence[Image.Image], *, wait: float) -> Embedding:
-        """Queue one movie and block until its embedding is ready. Raises TooManyRequests when
-        the queue stays full for `wait` seconds."""
+    def embed(self, plot: str, pixels: torch.Tensor, *, wait: float) -> Embedding:
+        """Queue one movie (its plot and `Embedder.prepare`d images) and block until its
+        embedding is ready. Raises TooManyRequests when the queue stays full for `wait` seconds."""
         if self._closed:
             raise ServiceUnavailable("the service is shutting down")
-        job = _Job(plot, images)
+        job = _Job(plot, pixels)
         try:
             self._queue.put(job, timeout=wait)
         except queue.Full:
@@ -114,7 +117,7 @@ class EmbedBatcher:
     def _gather(self, first: _Job) -> tuple[list[_Job], bool]:
         """The first job plus whatever else fits in `max_images` (a movie with more images than
         that goes alone); returns (batch, shutdown requested)."""
-        batch, images = [first], len(first.images)
+        batch, images = [first], first.image_count
         deadline = time.monotonic() + self.max_wait
         while images < self.max_images:
             try:
@@ -128,16 +131,16 @@ class EmbedBatcher:
                 break
             if job is None:
                 return batch, True
-            if images + len(job.images) > self.max_images:
+            if images + job.image_count > self.max_images:
                 self._carry = job  # first in the next batch
                 break
             batch.append(job)
-            images += len(job.images)
+            images += job.image_count
         return batch, False
 
     def _process(self, batch: list[_Job]) -> None:
         try:
-            results = self.embedder.embed_many([(j.plot, j.images) for j in batch])
+            results = self.embedder.embed_many([(j.plot, j.pixels) for j in batch])
         except Exception:
             if len(batch) > 1:  # one bad movie must not fail the others: retry each alone
                 for job in batch:
@@ -154,5 +157,5 @@ class EmbedBatcher:
         s = self.stats
         s.batches += 1
         s.movies += len(batch)
-        s.images += sum(len(j.images) for j in batch)
+        s.images += sum(j.image_count for j in batch)
         s.largest_batch = max(s.largest_batch, len(batch))

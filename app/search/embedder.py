@@ -14,6 +14,7 @@ from PIL import Image
 from app.config import Settings
 from model.checkpoint import checkpoint_version, load_checkpoint
 from model.config import ImageEncoderConfig, TextEncoderConfig
+from model.device import resolve_device
 from model.fusion import RandomProjection
 from model.image import ImageEncoder
 from model.text import TextEncoder
@@ -69,13 +70,14 @@ class Embedder:
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Embedder:
+        device = resolve_device(settings.device)
         text = TextEncoder(
             TextEncoderConfig(
                 name=settings.text_model,
                 pooling=settings.text_pooling,
                 max_length=settings.text_max_length,
             ),
-            settings.device,
+            str(device),
         )
         image = ImageEncoder(
             ImageEncoderConfig(
@@ -83,8 +85,9 @@ class Embedder:
                 weights=settings.image_weights,
                 pretrained=settings.image_pretrained,
                 image_size=settings.image_size,
+                batch_size=settings.batch_images(device.type),  # a movie with more goes in chunks
             ),
-            settings.device,
+            str(device),
         )
         return cls(text, image, settings)
 
@@ -95,12 +98,20 @@ class Embedder:
         i = torch.from_numpy(np.ascontiguousarray(image, dtype=np.float32)).to(self.device)
         return self.fusion(t, i).float().cpu().numpy()
 
-    def embed(self, plot: str, images: Sequence[Image.Image]) -> Embedding:
-        return self.embed_many([(plot, images)])[0]
+    def prepare(self, images: Sequence[Image.Image]) -> torch.Tensor:
+        """A movie's decoded images -> (N, 3, H, W) uint8 encoder input. CPU work that runs in
+        the request's own thread, so concurrent requests resize in parallel."""
+        if not images:
+            raise ValueError("every movie needs at least one image")
+        return self.image_encoder.prepare(images)
 
-    def embed_many(self, movies: Sequence[tuple[str, Sequence[Image.Image]]]) -> list[Embedding]:
-        """Several movies in one text call, one image call and one fusion call."""
+    def embed(self, plot: str, images: Sequence[Image.Image]) -> Embedding:
+        return self.embed_many([(plot, self.prepare(images))])[0]
+
+    def embed_many(self, movies: Sequence[tuple[str, torch.Tensor]]) -> list[Embedding]:
+        """Several movies (plot, prepared pixels) in one text call, one image call and one fusion
+        call."""
         text = self.text_encoder.encode([plot for plot, _ in movies])
-        image = self.image_encoder.encode_movies([images for _, images in movies])
+        image = self.image_encoder.encode_prepared([pixels for _, pixels in movies])
         vectors = self.fuse(text, image)
         return [Embedding(t, i, v) for t, i, v in zip(text, image, vectors, strict=True)]

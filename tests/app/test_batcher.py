@@ -10,6 +10,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 
 from app.errors import ServiceUnavailable
@@ -40,14 +41,22 @@ def wait_until(condition, timeout: float = 10.0) -> None:
 
 
 @pytest.fixture
+def movie(tiny_embedder):
+    """(seed, n) -> n test images through Embedder.prepare, as a request thread hands them over"""
+    return lambda seed, n: tiny_embedder.prepare(images(seed, n))
+
+
+@pytest.fixture
 def batcher(tiny_embedder):
     b = EmbedBatcher(tiny_embedder, max_images=64, max_pending=16)
     yield b
     b.close()
 
 
-def test_queued_movies_share_one_encoder_call_and_get_their_own_results(batcher, tiny_embedder):
-    movies = [(plot, images(i, 1 + i % 3)) for i, plot in enumerate(PLOTS)]
+def test_queued_movies_share_one_encoder_call_and_get_their_own_results(
+    batcher, tiny_embedder, movie
+):
+    movies = [(plot, movie(i, 1 + i % 3)) for i, plot in enumerate(PLOTS)]
     with ThreadPoolExecutor(len(movies)) as pool:
         with batcher.device_lock:  # the encoders are busy: everything queues behind the first
             futures = [pool.submit(batcher.embed, p, ims, wait=10) for p, ims in movies]
@@ -56,18 +65,19 @@ def test_queued_movies_share_one_encoder_call_and_get_their_own_results(batcher,
     assert batcher.stats.batches == 1 and batcher.stats.largest_batch == len(movies)
     assert batcher.stats.images == sum(len(ims) for _, ims in movies)
     for (plot, ims), got in zip(movies, results, strict=True):
-        alone = tiny_embedder.embed(plot, ims)
+        alone = tiny_embedder.embed_many([(plot, ims)])[0]
         np.testing.assert_allclose(got.text, alone.text, atol=1e-5)
         np.testing.assert_allclose(got.image, alone.image, atol=1e-5)
         np.testing.assert_allclose(got.vector, alone.vector, atol=1e-5)
 
 
-def test_a_failing_movie_fails_alone(batcher):
+def test_a_failing_movie_fails_alone(batcher, movie):
     with ThreadPoolExecutor(3) as pool:
         with batcher.device_lock:
-            good = pool.submit(batcher.embed, PLOTS[0], images(0, 2), wait=10)
-            bad = pool.submit(batcher.embed, PLOTS[1], [], wait=10)  # no image: encoder raises
-            other = pool.submit(batcher.embed, PLOTS[2], images(2, 1), wait=10)
+            good = pool.submit(batcher.embed, PLOTS[0], movie(0, 2), wait=10)
+            no_image = torch.zeros((0, 3, 8, 8), dtype=torch.uint8)  # the encoder raises
+            bad = pool.submit(batcher.embed, PLOTS[1], no_image, wait=10)
+            other = pool.submit(batcher.embed, PLOTS[2], movie(2, 1), wait=10)
             wait_until(lambda: batcher.queued() == 2)
         assert good.result(timeout=60).vector.shape == (256,)
         assert other.result(timeout=60).vector.shape == (256,)
@@ -75,7 +85,7 @@ def test_a_failing_movie_fails_alone(batcher):
             bad.result(timeout=60)
 
 
-def test_images_cap_splits_batches(tiny_embedder):
+def test_images_cap_splits_batches(tiny_embedder, movie):
     b = EmbedBatcher(tiny_embedder, max_images=4, max_pending=16)
     sizes = [2, 1, 3, 2, 2]  # queued in this order behind a busy encoder
     try:
@@ -83,7 +93,7 @@ def test_images_cap_splits_batches(tiny_embedder):
             futures = []
             with b.device_lock:
                 for i, n in enumerate(sizes):
-                    futures.append(pool.submit(b.embed, PLOTS[i], images(i, n), wait=10))
+                    futures.append(pool.submit(b.embed, PLOTS[i], movie(i, n), wait=10))
                     # in order: each movie is in the queue before the next is submitted
                     wait_until(lambda i=i: b._queue.unfinished_tasks == i + 1)
             for f in futures:
@@ -94,14 +104,25 @@ def test_images_cap_splits_batches(tiny_embedder):
         b.close()
 
 
-def test_close_finishes_queued_work_then_refuses(tiny_embedder):
+def test_close_finishes_queued_work_then_refuses(tiny_embedder, movie):
     b = EmbedBatcher(tiny_embedder, max_pending=4)
     with ThreadPoolExecutor(2) as pool:
         with b.device_lock:
-            queued = [pool.submit(b.embed, PLOTS[i], images(i, 1), wait=10) for i in range(2)]
+            queued = [pool.submit(b.embed, PLOTS[i], movie(i, 1), wait=10) for i in range(2)]
             wait_until(lambda: b.queued() == 1)
             closing = pool.submit(b.close)
         closing.result(timeout=60)
         assert all(f.result(timeout=1).vector.shape == (256,) for f in queued)
     with pytest.raises(ServiceUnavailable):
-        b.embed(PLOTS[0], images(0, 1), wait=1)
+        b.embed(PLOTS[0], movie(0, 1), wait=1)
+
+
+def test_batch_cap_defaults_by_device(make_client, database_url):
+    """On a CPU bigger batches cost more per image (docs/PERFORMANCE.md), on a GPU far less."""
+    from app.config import Settings
+
+    assert Settings(_env_file=None).batch_images("cpu") == 4
+    assert Settings(_env_file=None).batch_images("cuda") == 32
+    assert Settings(_env_file=None, ingest_batch_images=12).batch_images("cpu") == 12
+    client = make_client(database_url)
+    assert client.app.state.movierec.batcher.max_images == 4

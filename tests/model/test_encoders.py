@@ -119,6 +119,20 @@ def test_image_size_override_and_preprocessing_from_model(tiny_models):
     assert tuple(enc.data_config["mean"]) == pytest.approx((0.485, 0.456, 0.406))
 
 
+def test_split_preprocessing_equals_timms_eval_transform(tiny_models):
+    """prepare (uint8, request thread) + normalize (device) must be timm's transform exactly."""
+    enc = ImageEncoder(ImageEncoderConfig(name="test_efficientnet", pretrained=False), "cpu")
+    ims = _images(2)
+    pixels = enc.prepare(ims)
+    assert pixels.dtype == torch.uint8 and pixels.shape == (2, 3, 160, 160)
+    expected = torch.stack([enc.preprocess(im) for im in ims])
+    torch.testing.assert_close(enc.normalize(pixels), expected, atol=1e-6, rtol=1e-6)
+    np.testing.assert_allclose(enc.encode_tensors(pixels), enc.encode_tensors(expected), atol=1e-5)
+    np.testing.assert_allclose(
+        enc.encode_prepared([pixels[:1], pixels[1:]]), enc.encode_movies([ims[:1], ims[1:]])
+    )
+
+
 def test_movie_without_images_is_an_error(tiny_models):
     enc = ImageEncoder(ImageEncoderConfig(name="test_efficientnet", pretrained=False), "cpu")
     with pytest.raises(ValueError):

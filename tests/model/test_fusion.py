@@ -67,3 +67,25 @@ def test_random_projection_is_deterministic_and_preserves_neighbours():
 def test_concat_linear_shape():
     out = ConcatLinear(4, 6, 8)(torch.randn(3, 4), torch.randn(3, 6))
     assert out.shape == (3, 8)
+
+
+def test_l2_input_norm_ignores_feature_scale():
+    """l2: each modality is unit-normalised first, so rescaling a modality changes nothing."""
+    from model.embedder import EmbedderSpec, MovieEmbedder
+
+    torch.manual_seed(0)
+    cfg = FusionConfig(text_dim=16, image_dim=48, kernel_sizes=(3,) * 5, filters=(4,) * 5)
+    model = MovieEmbedder(EmbedderSpec(fusion=cfg, head="linear", input_norm="l2")).eval()
+    text, image = torch.randn(3, 16), torch.rand(3, 48)
+    with torch.no_grad():
+        torch.testing.assert_close(model(text, image), model(10 * text, 0.1 * image))
+        assert not torch.allclose(model(text, image), model(text, image + 1.0))
+
+
+def test_checkpoints_from_before_input_norm_still_load():
+    from model.embedder import EmbedderSpec
+
+    cfg = FusionConfig(text_dim=16, image_dim=48)
+    old = {**EmbedderSpec(fusion=cfg).to_dict(), "standardize": False}
+    old.pop("input_norm")
+    assert EmbedderSpec.from_dict(old).input_norm == "none"
