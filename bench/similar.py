@@ -128,7 +128,8 @@ def raw_search(vectors: np.ndarray, queries: np.ndarray, k: int = 20, hnsw: bool
 
     flat = VectorIndex(256)
     flat.upsert(np.arange(1, len(vectors) + 1), vectors)
-    raw_faiss = flat._index  # the bare faiss.IndexIDMap2(IndexFlatIP), no wrapper
+    raw_faiss = faiss.IndexIDMap2(faiss.IndexFlatIP(256))  # the bare FAISS exact search
+    raw_faiss.add_with_ids(vectors, np.arange(1, len(vectors) + 1))
     it = iter(queries)
     faiss_s = timed(lambda: raw_faiss.search(next(it)[None], k + 1), len(queries))
     it = iter(queries)

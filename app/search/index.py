@@ -1,8 +1,9 @@
-"""FAISS index keyed by movie id: IndexIDMap2 over inner product on unit vectors (= cosine).
+"""Vector index keyed by movie id: inner product on unit vectors (= cosine).
 
-flat: exact, real removals. hnsw: approximate for large catalogues; HNSW cannot remove, so deleted
-ids are tombstoned and filtered, replaced ids are re-added and candidates are rescored with their
-current vector. Snapshots compact tombstones away.
+flat: exact, in a FlatStore (numpy; O(1) replace and delete), snapshotted in FAISS' IndexIDMap2
+format. hnsw: FAISS IndexIDMap2(IndexHNSWFlat), approximate, for large catalogues; HNSW cannot
+remove, so deleted ids are tombstoned and filtered, replaced ids are re-added and candidates are
+rescored with their current vector. Snapshots compact tombstones away.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import faiss
 import numpy as np
 
 from app.failpoints import failpoint
+from app.search.flat_store import FlatStore
 from app.search.rwlock import RWLock
 
 INDEX_FILE, MANIFEST_FILE = "index.faiss", "manifest.json"
@@ -96,13 +98,15 @@ class VectorIndex:
             raise ValueError(f"unknown index kind {kind!r}")
         self.dim, self.kind, self.hnsw_m, self.ef_search = dim, kind, hnsw_m, ef_search
         self.lock = RWLock()
-        self._index = self._empty()
-        self._live: set[int] = set()
+        self._store = FlatStore(dim)  # flat only
+        self._index = self._empty()  # hnsw only
+        # live ids: the flat store's id -> row map, or a set for hnsw
+        self._live: set[int] | dict[int, int] = self._store.rows if kind == "flat" else set()
         self._removed: set[int] = set()  # hnsw tombstones
         self._stale = 0  # hnsw: replaced vectors still in the graph
-        self._view: tuple[np.ndarray, np.ndarray] | None = None  # flat: (xb view, ids), see _flat
 
     def _empty(self) -> faiss.IndexIDMap2:
+        """An empty FAISS index of this kind (for flat: the snapshot file format only)."""
         if self.kind == "flat":
             inner = faiss.IndexFlatIP(self.dim)
         else:
@@ -128,13 +132,12 @@ class VectorIndex:
         if (ids < 0).any():
             raise ValueError("movie ids must be non-negative (-1 is FAISS' 'no result')")
         with self.lock.write():
-            present = [i for i in ids.tolist() if i in self._live]
-            if self.kind == "flat" and present:
-                self._index.remove_ids(np.array(present, dtype=np.int64))
-            elif present:
-                self._stale += len(present)
+            if self.kind == "flat":
+                self._store.upsert(ids, vectors)  # updates the live map too
+                return
+            assert isinstance(self._live, set)
+            self._stale += sum(1 for i in ids.tolist() if i in self._live)
             self._index.add_with_ids(vectors, ids)
-            self._view = None
             self._live.update(ids.tolist())
             self._removed.difference_update(ids.tolist())
 
@@ -144,10 +147,10 @@ class VectorIndex:
             if not gone:
                 return
             if self.kind == "flat":
-                self._index.remove_ids(np.array(gone, dtype=np.int64))
-                self._view = None
-            else:
-                self._removed.update(gone)
+                self._store.remove(gone)  # updates the live map too
+                return
+            assert isinstance(self._live, set)
+            self._removed.update(gone)
             self._live.difference_update(gone)
 
     def replace_all(self, ids: np.ndarray, vectors: np.ndarray) -> None:
@@ -156,8 +159,8 @@ class VectorIndex:
         if len(ids):
             fresh.upsert(ids, vectors)
         with self.lock.write():
-            self._index, self._live, self._removed = fresh._index, fresh._live, set()
-            self._stale, self._view = 0, None
+            self._store, self._index, self._live = fresh._store, fresh._index, fresh._live
+            self._removed, self._stale = set(), 0
 
     def needs_compaction(self, fraction: float = 0.1) -> bool:
         """HNSW only: tombstones and replaced vectors above `fraction` of the graph."""
@@ -186,23 +189,15 @@ class VectorIndex:
 
     def vector(self, movie_id: int) -> np.ndarray | None:
         with self.lock.read():
+            if self.kind == "flat":
+                return self._store.vector(movie_id)
             if movie_id not in self._live:
                 return None
             return self._index.reconstruct(int(movie_id))
 
     def _flat(self) -> tuple[np.ndarray, np.ndarray]:
-        """Zero-copy (N, d) view of the flat index's storage and its (N,) ids. Writers reset it
-        under the write lock, before FAISS may reallocate the storage."""
-        if self._view is None:
-            inner = faiss.downcast_index(self._index.index)
-            n = inner.ntotal
-            xb = (
-                faiss.rev_swig_ptr(inner.get_xb(), n * self.dim).reshape(n, self.dim)
-                if n
-                else np.zeros((0, self.dim), np.float32)
-            )
-            self._view = (xb, faiss.vector_to_array(self._index.id_map))
-        return self._view
+        """Zero-copy (N, d) vectors and (N,) ids of the flat store; valid under the lock."""
+        return self._store.view()
 
     def _search_flat_numpy(
         self, query: np.ndarray, k: int, blocked: set[int], allowed: set[int] | None
@@ -318,14 +313,21 @@ class VectorIndex:
                 f"serving {model_version}/{self.kind}"
             )
         index = faiss.deserialize_index(np.frombuffer(data, dtype=np.uint8))
+        del data  # at most two copies of the vectors at a time (the store copies the index's)
         if index.d != self.dim:
             raise SnapshotError(f"snapshot dim {index.d} != {self.dim}")
-        ids = set(faiss.vector_to_array(index.id_map).tolist()) - set(manifest.removed)
+        stored_ids = faiss.vector_to_array(index.id_map)
+        ids = set(stored_ids.tolist()) - set(manifest.removed)
         if len(ids) != manifest.count:
             raise SnapshotError("snapshot id count does not match its manifest")
-        if self.kind == "hnsw":
-            faiss.downcast_index(index.index).hnsw.efSearch = self.ef_search
+        if self.kind == "flat":
+            inner = faiss.downcast_index(index.index)
+            xb = faiss.rev_swig_ptr(inner.get_xb(), inner.ntotal * self.dim)
+            store = FlatStore.from_arrays(xb.reshape(inner.ntotal, self.dim), stored_ids)
+            with self.lock.write():
+                self._store, self._live, self._removed = store, store.rows, set()
+            return manifest
+        faiss.downcast_index(index.index).hnsw.efSearch = self.ef_search
         with self.lock.write():
             self._index, self._live, self._removed = index, ids, set(manifest.removed)
-            self._view = None
         return manifest
