@@ -200,6 +200,12 @@ def http_bench(url_db: str, data_dir: Path, models: dict[str, str], n: int, requ
     finally:
         server.stop()
     db_file = Path(url_db.removeprefix("sqlite:///"))
+    slow_writes = [  # the service logs where a write slower than 1 s spent its time
+        line
+        for log in sorted(data_dir.glob("server-*.log"))
+        for line in log.read_text(errors="replace").splitlines()
+        if "slow write" in line
+    ]
     return {
         "ready_s": ready_s,
         "similar_first_p50_ms": 1e3 * pct(first, 50),
@@ -214,6 +220,7 @@ def http_bench(url_db: str, data_dir: Path, models: dict[str, str], n: int, requ
         "server_rss_mib_loaded": rss_loaded,
         "server_rss_mib_end": rss_end,
         "db_bytes": db_file.stat().st_size if db_file.is_file() else None,
+        "slow_writes": slow_writes,
     }
 
 

@@ -22,9 +22,11 @@ from app.movies.text import clean_text
 from app.search.index import IndexSnapshot
 from app.search.sync import capture_snapshot
 from app.state import AppState
+from app.stopwatch import Stopwatch
 from model.genres import GENRE_GROUPS
 
 log = logging.getLogger("movierec.service")
+SLOW_WRITE_SECONDS = 1.0  # a write slower than this logs where its time went
 
 
 @dataclass
@@ -86,7 +88,7 @@ def create_or_replace_movie(
     external_id: str | None,
 ) -> tuple[Movie, bool]:
     """Returns (movie, created). An existing external_id is replaced in place (idempotent retry)."""
-    s = state.settings
+    s, watch = state.settings, Stopwatch()
     title = clean_text(title, field="title", max_chars=s.max_title_chars)
     plot = clean_text(plot, field="plot", max_chars=s.max_plot_chars)
     if external_id is not None:
@@ -97,10 +99,13 @@ def create_or_replace_movie(
     target = state.embedder.image_encoder.input_size
     images = [decode_image(u.data, name=u.name, limits=limits, target=target) for u in uploads]
     pixels = state.embedder.prepare(images)  # resized here, in parallel with other requests
+    watch.lap("decode + resize")
     emb = state.batcher.embed(plot, pixels, wait=s.ingest_wait_seconds)
+    watch.lap("embed (queue + encoders)")
 
     repo = MovieRepository(session)
     with state.write_lock:
+        watch.lap("write lock")
         movie = repo.by_external_id(external_id) if external_id else None
         created = movie is None
         old = (labelled_groups(movie), repo.vectors([movie.id]).get(movie.id)) if movie else None
@@ -120,14 +125,20 @@ def create_or_replace_movie(
         )
         movie.vector = MovieVector(model_version=state.model_version, vector=to_bytes(emb.vector))
         repo.log_change(movie.id, "upsert")
+        watch.lap("transaction")
         session.commit()  # the acknowledgement point
+        watch.lap("commit")
         state.cards.invalidate([movie.id])
         failpoint("after_commit_before_index")
         if old and old[1] is not None:
             state.centroids.remove(old[0], old[1])
         state.centroids.add(labelled_groups(movie), emb.vector)
         state.index.upsert(np.array([movie.id]), emb.vector[None])
+        watch.lap("centroids + index")
         _count_change(state)
+        watch.lap("snapshot copy")
+    if watch.total > SLOW_WRITE_SECONDS:
+        log.warning("slow write of movie %s (%.2f s): %s", movie.id, watch.total, watch)
     failpoint("after_index_before_response")
     return movie, created
 

@@ -129,3 +129,14 @@ def test_openapi_docs_declare_error_bodies(client):
     assert "ErrorBody" in spec["components"]["schemas"]
     assert "404" in spec["paths"]["/movies/{movie_id}/similar"]["get"]["responses"]
     assert client.get("/docs").status_code == 200
+
+
+def test_a_slow_write_logs_where_its_time_went(client, monkeypatch, caplog):
+    from app.movies import service
+
+    monkeypatch.setattr(service, "SLOW_WRITE_SECONDS", 0.0)  # every write counts as slow
+    with caplog.at_level("WARNING", logger="movierec.service"):
+        assert post_movie(client).status_code == 201
+    (line,) = [r.getMessage() for r in caplog.records if "slow write" in r.getMessage()]
+    for stage in ("decode + resize", "embed (queue + encoders)", "commit", "centroids + index"):
+        assert f"{stage} " in line
