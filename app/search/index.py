@@ -321,9 +321,13 @@ class VectorIndex:
         if len(ids) != manifest.count:
             raise SnapshotError("snapshot id count does not match its manifest")
         if self.kind == "flat":
-            inner = faiss.downcast_index(index.index)
-            xb = faiss.rev_swig_ptr(inner.get_xb(), inner.ntotal * self.dim)
-            store = FlatStore.from_arrays(xb.reshape(inner.ntotal, self.dim), stored_ids)
+            inner, n = faiss.downcast_index(index.index), index.ntotal
+            xb = (
+                faiss.rev_swig_ptr(inner.get_xb(), n * self.dim).reshape(n, self.dim)
+                if n
+                else np.zeros((0, self.dim), np.float32)
+            )
+            store = FlatStore.from_arrays(xb, stored_ids)
             with self.lock.write():
                 self._store, self._live, self._removed = store, store.rows, set()
             return manifest

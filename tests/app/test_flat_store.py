@@ -45,3 +45,18 @@ def test_a_loaded_store_keeps_spare_rows_so_the_next_add_does_not_copy():
     store.upsert(np.array([5000]), np.zeros((1, 8), np.float32))
     assert store.view()[0].base is before  # same buffer: no reallocation
     assert store.n == 2001 and store.rows[5000] == 2000
+
+
+def test_empty_and_full_flat_snapshots_load_back(tmp_path):
+    from app.search.index import VectorIndex
+
+    for n in (0, 50):
+        index = VectorIndex(4)
+        vectors = np.eye(4, dtype=np.float32)[np.arange(n) % 4]
+        index.upsert(np.arange(n), vectors)
+        index.save(tmp_path / str(n), last_seq=1, model_version="m")
+        loaded = VectorIndex(4)
+        loaded.load(tmp_path / str(n), model_version="m")
+        assert loaded.ids() == set(range(n))
+        for i in range(n):
+            np.testing.assert_array_equal(loaded.vector(i), vectors[i])
