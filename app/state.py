@@ -38,6 +38,9 @@ class AppState:
     # Commit + index update happen under this lock so the index applies changes in commit order.
     write_lock: threading.Lock = field(default_factory=threading.Lock)
     changes_since_snapshot: int = 0
+    # A captured snapshot waits for or runs on the maintenance thread: at most one at a time, so
+    # a write burst on a large catalogue cannot queue one copy of the vectors per SNAPSHOT_EVERY.
+    snapshot_in_flight: bool = False
 
     @property
     def model_version(self) -> str:

@@ -146,9 +146,13 @@ def create_or_replace_movie(
 def _count_change(state: AppState) -> None:
     """Every SNAPSHOT_EVERY changes: copy the index under the write lock (held by the caller),
     then hash, write and fsync it, and re-sample the calibration, on the maintenance thread, so
-    a write never waits for the disk (1 GB at 1M movies)."""
+    a write never waits for the disk (1 GB at 1M movies). While one snapshot is still on its way
+    to the disk, the next waits: the first write after it lands takes it."""
     state.changes_since_snapshot += 1
-    if state.changes_since_snapshot >= state.settings.snapshot_every:
+    if state.changes_since_snapshot >= state.settings.snapshot_every and not (
+        state.snapshot_in_flight
+    ):
+        state.snapshot_in_flight = True
         state.maintenance.submit(_persist_snapshot, state, capture_snapshot(state))
 
 
@@ -158,6 +162,8 @@ def _persist_snapshot(state: AppState, captured: IndexSnapshot) -> None:
         refresh_calibration(state)
     except Exception:  # a missed snapshot costs a longer replay at start-up, nothing more
         log.exception("background index snapshot failed")
+    finally:
+        state.snapshot_in_flight = False
 
 
 def refresh_calibration(state: AppState) -> None:
