@@ -152,8 +152,9 @@ def _count_change(state: AppState) -> None:
     if state.changes_since_snapshot >= state.settings.snapshot_every and not (
         state.snapshot_in_flight
     ):
+        captured = capture_snapshot(state)  # may raise: then the next write tries again
         state.snapshot_in_flight = True
-        state.maintenance.submit(_persist_snapshot, state, capture_snapshot(state))
+        state.maintenance.submit(_persist_snapshot, state, captured)
 
 
 def _persist_snapshot(state: AppState, captured: IndexSnapshot) -> None:
