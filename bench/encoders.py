@@ -15,11 +15,10 @@ import sys
 import tempfile
 from pathlib import Path
 
-import numpy as np
 import torch
 
 from bench.common import pct, save, timed
-from bench.ingest import encoder_settings
+from bench.ingest import encoder_settings, settings_from_env
 
 
 def main() -> None:
@@ -30,7 +29,6 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=5)
     args = parser.parse_args()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    from app.config import Settings
     from app.search.embedder import Embedder
     from model.data import load_dataset
     from tests.helpers import DATASET
@@ -45,12 +43,7 @@ def main() -> None:
     images = [Image.open(m.image_paths[0]).convert("RGB") for m in movies]
     with tempfile.TemporaryDirectory() as tmp:
         env = encoder_settings(args.encoders, Path(tmp)) | {"MOVIEREC_DEVICE": args.device}
-        settings = Settings(
-            _env_file=None,
-            data_dir=Path(tmp) / "data",
-            **{k.removeprefix("MOVIEREC_").lower(): v for k, v in env.items()},
-        )
-        emb = Embedder.from_settings(settings)
+        emb = Embedder.from_settings(settings_from_env(env, Path(tmp) / "data"))
         results = {"device": args.device, "encoders": args.encoders}
         results["text"] = text_costs(emb, plots, args.repeat)
         results["image"] = image_costs(emb, images, args.repeat)
@@ -116,5 +109,4 @@ def image_costs(emb, images: list, repeat: int) -> dict:
 
 
 if __name__ == "__main__":
-    np.set_printoptions(precision=3)
     main()

@@ -110,19 +110,22 @@ def encoder_settings(kind: str, work: Path) -> dict[str, str]:
     }
 
 
+def settings_from_env(env: dict[str, str], data_dir: Path):
+    """In-process Settings from the same MOVIEREC_* variables the HTTP servers get."""
+    from app.config import Settings
+
+    fields = {key.removeprefix("MOVIEREC_").lower(): value for key, value in env.items()}
+    return Settings(_env_file=None, data_dir=data_dir, **fields)
+
+
 def stage_split(batch, models: dict[str, str], work: Path) -> tuple[dict, dict]:
     from fastapi.testclient import TestClient
 
-    from app.config import Settings
     from app.main import create_app
     from app.movies import service
     from app.movies.images import ImageLimits, decode_image
 
-    settings = Settings(
-        _env_file=None,
-        data_dir=work / "split",
-        **{key.removeprefix("MOVIEREC_").lower(): value for key, value in models.items()},
-    )
+    settings = settings_from_env(models, work / "split")
     acc: dict[str, float] = defaultdict(float)
     with TestClient(create_app(settings)) as client:
         emb = client.app.state.movierec.embedder

@@ -1,7 +1,7 @@
 """MovieEmbedder: the trainable part between cached encoder features and the 256-d space.
 
     text features (or token ids -> RNN/LSTM tower) ---+
-                                                      +-> standardise -> head -> (B, 256)
+                                                      +-> normalise -> head -> (B, 256)
     image features (mean over the movie's images) ---+
 
 head = "conv" is the thesis' text-image network (Table 6); "linear" is concat -> FC (VSE++ style).
@@ -17,7 +17,7 @@ magnitude, from drowning each other:
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 import torch
 import torch.nn.functional as F
@@ -28,7 +28,7 @@ from model.fusion import ConcatLinear, TextImageNet
 from model.seqtext import RecurrentTextEncoder
 
 InputNorm = Literal["standardize", "l2", "none"]
-INPUT_NORMS: tuple[str, ...] = ("standardize", "l2", "none")
+INPUT_NORMS: tuple[str, ...] = get_args(InputNorm)
 
 
 @dataclass

@@ -69,17 +69,16 @@ class ImageEncoder(nn.Module):
     def prepare(self, images: Sequence[Image.Image]) -> torch.Tensor:
         """Images -> (N, 3, H, W) uint8 model input before normalisation: the CPU half of
         `encode`, safe to run in many threads at once; a quarter of the memory of floats."""
+        if not images:
+            raise ValueError("every movie needs at least one image")
         arrays = [np.asarray(self._resize_crop(im.convert("RGB"))) for im in images]
         return torch.from_numpy(np.stack(arrays)).permute(0, 3, 1, 2).contiguous()
 
     def normalize(self, pixels: torch.Tensor) -> torch.Tensor:
-        """(N, 3, H, W) uint8 from `prepare` -> float input on the device."""
+        """(N, 3, H, W) uint8 from `prepare` -> float input on the device, as timm's
+        ToTensor + Normalize would give."""
         x = pixels.to(self.device, non_blocking=True).float().div_(255.0)
         return (x - self._mean) / self._std
-
-    def preprocess(self, image: Image.Image) -> torch.Tensor:
-        """One image -> (3, H, W) float on the CPU, exactly timm's eval transform."""
-        return self.transform(image.convert("RGB"))
 
     @torch.inference_mode()
     def encode_tensors(self, pixels: torch.Tensor) -> np.ndarray:
@@ -94,35 +93,30 @@ class ImageEncoder(nn.Module):
             feats = self.model(pixels)
         return feats.float().cpu().numpy()
 
+    def _encode_in_batches(self, pixels: torch.Tensor, batch_size: int | None) -> np.ndarray:
+        size = batch_size or self.config.batch_size
+        chunks = [self.encode_tensors(pixels[s : s + size]) for s in range(0, len(pixels), size)]
+        return np.concatenate(chunks).astype(np.float32, copy=False)
+
     def encode(self, images: Sequence[Image.Image], batch_size: int | None = None) -> np.ndarray:
-        batch_size = batch_size or self.config.batch_size
-        out = np.zeros((len(images), self.dim), dtype=np.float32)
-        for start in range(0, len(images), batch_size):
-            chunk = images[start : start + batch_size]
-            out[start : start + len(chunk)] = self.encode_tensors(self.prepare(chunk))
-        return out
+        """One vector per image."""
+        return self._encode_in_batches(self.prepare(images), batch_size)
 
     def encode_movies(
         self, movies: Sequence[Sequence[Image.Image]], batch_size: int | None = None
     ) -> np.ndarray:
         """One vector per movie: its images' features, averaged (the thesis' image network)."""
-        if any(len(images) == 0 for images in movies):
-            raise ValueError("every movie needs at least one image")
         return self.encode_prepared([self.prepare(images) for images in movies], batch_size)
 
     def encode_prepared(
         self, movies: Sequence[torch.Tensor], batch_size: int | None = None
     ) -> np.ndarray:
-        """`encode_movies` for images already through `prepare`: one (N_i, 3, H, W) per movie."""
+        """`encode_movies` for images already through `prepare`: one (N_i, 3, H, W) per movie,
+        all movies' images in shared batches."""
         if any(len(pixels) == 0 for pixels in movies):
             raise ValueError("every movie needs at least one image")
-        batch_size = batch_size or self.config.batch_size
-        flat = torch.cat(list(movies))
-        feats = np.concatenate(
-            [self.encode_tensors(flat[s : s + batch_size]) for s in range(0, len(flat), batch_size)]
+        feats = self._encode_in_batches(torch.cat(list(movies)), batch_size)
+        ends = np.cumsum([len(pixels) for pixels in movies])
+        return np.stack(
+            [feats[end - len(p) : end].mean(axis=0) for p, end in zip(movies, ends, strict=True)]
         )
-        out, start = [], 0
-        for pixels in movies:
-            out.append(feats[start : start + len(pixels)].mean(axis=0))
-            start += len(pixels)
-        return np.stack(out).astype(np.float32)

@@ -101,12 +101,7 @@ class Embedder:
     def prepare(self, images: Sequence[Image.Image]) -> torch.Tensor:
         """A movie's decoded images -> (N, 3, H, W) uint8 encoder input. CPU work that runs in
         the request's own thread, so concurrent requests resize in parallel."""
-        if not images:
-            raise ValueError("every movie needs at least one image")
         return self.image_encoder.prepare(images)
-
-    def embed(self, plot: str, images: Sequence[Image.Image]) -> Embedding:
-        return self.embed_many([(plot, self.prepare(images))])[0]
 
     def embed_many(self, movies: Sequence[tuple[str, torch.Tensor]]) -> list[Embedding]:
         """Several movies (plot, prepared pixels) in one text call, one image call and one fusion

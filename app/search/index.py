@@ -98,12 +98,16 @@ class VectorIndex:
             raise ValueError(f"unknown index kind {kind!r}")
         self.dim, self.kind, self.hnsw_m, self.ef_search = dim, kind, hnsw_m, ef_search
         self.lock = RWLock()
-        self._store = FlatStore(dim)  # flat only
-        self._index = self._empty()  # hnsw only
-        # live ids: the flat store's id -> row map, or a set for hnsw
-        self._live: set[int] | dict[int, int] = self._store.rows if kind == "flat" else set()
+        self._store = FlatStore(dim)  # flat: the vectors (stays empty for hnsw)
+        self._index = self._empty()  # hnsw: the graph (stays empty for flat)
+        self._hnsw_live: set[int] = set()  # hnsw: ids in the graph that are not tombstoned
         self._removed: set[int] = set()  # hnsw tombstones
         self._stale = 0  # hnsw: replaced vectors still in the graph
+
+    @property
+    def _live(self) -> set[int] | dict[int, int]:
+        """The live ids: the flat store's id -> row map, or the HNSW live set."""
+        return self._store.rows if self.kind == "flat" else self._hnsw_live
 
     def _empty(self) -> faiss.IndexIDMap2:
         """An empty FAISS index of this kind (for flat: the snapshot file format only)."""
@@ -133,12 +137,11 @@ class VectorIndex:
             raise ValueError("movie ids must be non-negative (-1 is FAISS' 'no result')")
         with self.lock.write():
             if self.kind == "flat":
-                self._store.upsert(ids, vectors)  # updates the live map too
+                self._store.upsert(ids, vectors)
                 return
-            assert isinstance(self._live, set)
-            self._stale += sum(1 for i in ids.tolist() if i in self._live)
+            self._stale += sum(1 for i in ids.tolist() if i in self._hnsw_live)
             self._index.add_with_ids(vectors, ids)
-            self._live.update(ids.tolist())
+            self._hnsw_live.update(ids.tolist())
             self._removed.difference_update(ids.tolist())
 
     def remove(self, ids: list[int]) -> None:
@@ -147,11 +150,10 @@ class VectorIndex:
             if not gone:
                 return
             if self.kind == "flat":
-                self._store.remove(gone)  # updates the live map too
+                self._store.remove(gone)
                 return
-            assert isinstance(self._live, set)
             self._removed.update(gone)
-            self._live.difference_update(gone)
+            self._hnsw_live.difference_update(gone)
 
     def replace_all(self, ids: np.ndarray, vectors: np.ndarray) -> None:
         """Build a fresh index off to the side, then swap it in (reads never see a half index)."""
@@ -159,7 +161,7 @@ class VectorIndex:
         if len(ids):
             fresh.upsert(ids, vectors)
         with self.lock.write():
-            self._store, self._index, self._live = fresh._store, fresh._index, fresh._live
+            self._store, self._index, self._hnsw_live = fresh._store, fresh._index, fresh._hnsw_live
             self._removed, self._stale = set(), 0
 
     def needs_compaction(self, fraction: float = 0.1) -> bool:
@@ -329,9 +331,9 @@ class VectorIndex:
             )
             store = FlatStore.from_arrays(xb, stored_ids)
             with self.lock.write():
-                self._store, self._live, self._removed = store, store.rows, set()
+                self._store, self._removed = store, set()
             return manifest
         faiss.downcast_index(index.index).hnsw.efSearch = self.ef_search
         with self.lock.write():
-            self._index, self._live, self._removed = index, ids, set(manifest.removed)
+            self._index, self._hnsw_live, self._removed = index, ids, set(manifest.removed)
         return manifest
