@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# GPU figures in one run: the fusion net (fp32, bf16), the ingest path with the production encoder
-# shapes (bf16 autocast), and the Table 6 `paper` preset trained and evaluated (REPRODUCTION.md).
+# GPU figures in one run: the fusion net (fp32, bf16), the ingest path and the encoders' cost by
+# batch size with the production encoder shapes (bf16 autocast), and the Table 6 `paper` preset
+# trained and evaluated (REPRODUCTION.md). About 5 minutes on an H200 plus TRAIN_MINUTES.
 #   bench/gpu.sh [DATASET] [FEATURES]
 # DATASET: a dataset folder (plots, posters, similar lists); default ../shared/data/tmdb-similar.
 # FEATURES: its feature cache from `movierec features`; without it the training step is skipped.
@@ -32,4 +33,6 @@ if [ -n "$FEATS" ]; then
 fi
 step "ingest, production encoder shapes"
 $PY -m bench.ingest --device cuda --encoders production --dataset "$DATA" --movies "${INGEST_MOVIES:-96}"
+step "encoder cost by batch size, production shapes"
+$PY -m bench.encoders --device cuda --encoders production --dataset "$DATA"
 step done

@@ -10,7 +10,13 @@ import json
 import sys
 from pathlib import Path
 
-from model.config import DEFAULT_IMAGE_MODEL, DEFAULT_TEXT_MODEL, FUSION_PRESETS, TrainConfig
+from model.config import (
+    DEFAULT_IMAGE_MODEL,
+    DEFAULT_TEXT_MODEL,
+    FUSION_PRESETS,
+    SAMPLINGS,
+    TrainConfig,
+)
 from model.embedder import INPUT_NORMS
 from model.losses import LOSSES
 
@@ -73,9 +79,16 @@ def add_model_commands(sub: argparse._SubParsersAction) -> None:
         help="similar = related (drop the thesis' same-genre-group rule)",
     )
     p.add_argument(
+        "--sampling",
+        choices=SAMPLINGS,
+        default=d.sampling,
+        help="pair: a triplet per similar pair each epoch (the thesis' training pairs); anchor: "
+        "a triplet per movie with a random similar movie (fewer, more uniform steps)",
+    )
+    p.add_argument(
         "--input-norm",
         choices=INPUT_NORMS,
-        default="standardize",
+        default="l2",
         help="standardize: train-set mean/std per feature; l2: each modality L2-normalised "
         "(the cosine baseline's geometry); none: raw features (the thesis)",
     )
@@ -158,6 +171,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         max_minutes=args.max_minutes,
         seed=args.seed,
         related_only=args.related_only,
+        sampling=args.sampling,
     )
     result = train(
         FeatureCache.load(args.features),

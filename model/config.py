@@ -7,7 +7,7 @@ code changes.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 Pooling = Literal["cls", "mean"]
 
@@ -99,6 +99,10 @@ def fusion_preset(name: str, *, text_dim: int, image_dim: int) -> FusionConfig:
 FUSION_PRESETS = ("paper", "small")
 
 
+Sampling = Literal["pair", "anchor"]  # triplets per epoch: one per similar pair, or per movie
+SAMPLINGS: tuple[str, ...] = get_args(Sampling)
+
+
 @dataclass
 class TrainConfig:
     """Table 8 defaults."""
@@ -113,6 +117,9 @@ class TrainConfig:
     max_minutes: float | None = None  # wall-clock budget; the best epoch so far is kept
     seed: int = 0
     weight_decay: float = 0.0
+    # pair: one triplet per similar pair per epoch (the thesis' target/similar pairs); anchor:
+    # one per movie that has a similar movie. See docs/REPRODUCTION.md for what each gives.
+    sampling: Sampling = "pair"
     # True: raw related pairs; False: related AND same genre group (the thesis)
     related_only: bool = False
     extra: dict[str, Any] = field(default_factory=dict)

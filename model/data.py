@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
+from model.config import Sampling
 from model.genres import GenreMapper
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp")
@@ -185,24 +186,46 @@ class TripletSampler:
             self.negative_mask[row, row] = False
             self.negative_mask[row, self.positive_rows[row]] = False
 
+        # every (anchor, positive) pair once: the thesis' unit of training (target, similar)
+        self.pairs = np.array(
+            [(r, p) for r in self.anchors for p in self.positive_rows[r]], dtype=np.int64
+        ).reshape(-1, 2)
+
     def __len__(self) -> int:
         return len(self.anchors)
 
-    def epoch(self, batch_size: int) -> list[np.ndarray]:
-        """Shuffled anchors in batches; each batch is an (B, 3) array of row indices."""
+    def epoch(self, batch_size: int, per: Sampling = "pair") -> list[np.ndarray]:
+        """One epoch of (B, 3) row-index batches, shuffled.
+
+        per="pair": one triplet per similar pair, so an anchor with many similar movies is seen
+        as often as it has them (and an epoch has as many steps as pairs / batch).
+        per="anchor": one triplet per anchor with a random positive."""
+        if per == "pair":
+            pairs = self.pairs[self.rng.permutation(len(self.pairs))]
+            return [
+                self._with_negatives(pairs[s : s + batch_size])
+                for s in range(0, len(pairs), batch_size)
+            ]
         anchors = self.rng.permutation(self.anchors)
-        batches = []
-        for start in range(0, len(anchors), batch_size):
-            batches.append(self.sample(anchors[start : start + batch_size]))
-        return batches
+        return [
+            self.sample(anchors[s : s + batch_size]) for s in range(0, len(anchors), batch_size)
+        ]
 
     def sample(self, anchors: np.ndarray) -> np.ndarray:
+        """A random positive and a random negative for each anchor."""
         out = np.empty((len(anchors), 3), dtype=np.int64)
         for k, a in enumerate(anchors):
             out[k, 0] = a
             out[k, 1] = self.rng.choice(self.positive_rows[a])
-            out[k, 2] = self.rng.choice(np.flatnonzero(self.negative_mask[a]))
+            out[k, 2] = self._negative(a)
         return out
+
+    def _with_negatives(self, pairs: np.ndarray) -> np.ndarray:
+        negatives = np.array([self._negative(a) for a in pairs[:, 0]], dtype=np.int64)
+        return np.column_stack([pairs, negatives]).reshape(-1, 3)
+
+    def _negative(self, anchor: int) -> int:
+        return int(self.rng.choice(np.flatnonzero(self.negative_mask[anchor])))
 
     def fixed(self, seed: int = 1234) -> np.ndarray:
         """A deterministic triplet per anchor: the validation loss must not move with the RNG."""

@@ -7,7 +7,10 @@ variants disagree on mean/std and input size, so nothing is hard-coded here.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from functools import cache
 
 import numpy as np
 import torch
@@ -29,6 +32,14 @@ def create_trunk(config: ImageEncoderConfig) -> nn.Module:
         kwargs["pretrained_cfg_overlay"] = {"file": config.weights}
         pretrained = True
     return timm.create_model(config.name, pretrained=pretrained, **kwargs)
+
+
+@cache
+def _resize_pool() -> ThreadPoolExecutor:
+    """Threads for resizing one movie's images at once: Pillow's resize releases the GIL, and at
+    600 px a resize costs about 12 ms per image, a third of a movie's ingest time on a GPU
+    (docs/PERFORMANCE.md)."""
+    return ThreadPoolExecutor(max_workers=min(8, os.cpu_count() or 1), thread_name_prefix="resize")
 
 
 class ImageEncoder(nn.Module):
@@ -71,8 +82,14 @@ class ImageEncoder(nn.Module):
         `encode`, safe to run in many threads at once; a quarter of the memory of floats."""
         if not images:
             raise ValueError("every movie needs at least one image")
-        arrays = [np.asarray(self._resize_crop(im.convert("RGB"))) for im in images]
+        if len(images) == 1:
+            arrays = [self._resize_one(images[0])]
+        else:
+            arrays = list(_resize_pool().map(self._resize_one, images))
         return torch.from_numpy(np.stack(arrays)).permute(0, 3, 1, 2).contiguous()
+
+    def _resize_one(self, image: Image.Image) -> np.ndarray:
+        return np.asarray(self._resize_crop(image.convert("RGB")))
 
     def normalize(self, pixels: torch.Tensor) -> torch.Tensor:
         """(N, 3, H, W) uint8 from `prepare` -> float input on the device, as timm's

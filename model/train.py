@@ -123,7 +123,7 @@ def train(
     split: Split | None = None,
     device: str = "auto",
     progress: bool = True,
-    input_norm: InputNorm = "standardize",
+    input_norm: InputNorm = "l2",
 ) -> TrainResult:
     """Train, early-stop on validation loss, save the best epoch as a checkpoint in `out_dir`."""
     rank, world = _dist()
@@ -269,7 +269,7 @@ def _train_epoch(
     """One pass over the training anchors; returns the mean triplet loss."""
     net.train()
     rank = torch.distributed.get_rank() if world > 1 else 0
-    batches = sampler.epoch(cfg.batch_size)
+    batches = sampler.epoch(cfg.batch_size, per=cfg.sampling)
     # equal step counts on every rank, or DistributedDataParallel's all-reduce waits forever
     batches = batches[: max(1, len(batches) // world) * world][rank::world]
     total, count = 0.0, 0

@@ -66,9 +66,13 @@ def test_triplet_sampler_respects_groups(tmp_path):
     rel = undirected(relevance(ds))
     groups = {m.id: m.groups for m in ds.movies}
     sampler = TripletSampler(ds.ids, groups, restrict(rel, ds.ids), seed=0)
-    batches = sampler.epoch(batch_size=8)
-    assert sum(len(b) for b in batches) == len(sampler)
-    for a, p, n in np.concatenate(batches):
+    by_anchor = np.concatenate(sampler.epoch(batch_size=8, per="anchor"))
+    by_pair = np.concatenate(sampler.epoch(batch_size=8, per="pair"))
+    assert sorted(by_anchor[:, 0]) == sorted(sampler.anchors)  # each anchor once
+    pairs = {(ds.ids[a], ds.ids[p]) for a, p, _ in by_pair}
+    assert len(by_pair) == len(pairs) == sum(len(s) for s in restrict(rel, ds.ids).values())
+    assert len(by_pair) > len(by_anchor)  # some movie in the fixture has two similar movies
+    for a, p, n in np.concatenate([by_anchor, by_pair]):
         ida, idp, idn = ds.ids[a], ds.ids[p], ds.ids[n]
         assert idp in rel[ida]
         assert not set(groups[ida]) & set(groups[idn])
