@@ -58,7 +58,7 @@ class Settings(BaseSettings):
     ingest_wait_seconds: float = 5.0  # a waiting ingest gives up with 429 after this
     # images per encoder call when concurrent ingests are batched; None: 32 on a GPU, 4 on a CPU,
     # where a bigger batch costs more per image (docs/PERFORMANCE.md, "Encoder cost by batch size")
-    ingest_batch_images: int | None = None
+    ingest_batch_images: int | None = Field(default=None, ge=1)
     ingest_batch_wait_ms: float = 0.0  # extra wait for more movies before a batch (GPU, bursts)
     card_cache_size: int = 20_000  # movies whose cards the similar path keeps in memory; 0: off
 
@@ -71,7 +71,7 @@ class Settings(BaseSettings):
     def batch_images(self, device_type: str) -> int:
         """Images per encoder call on this device: the setting, or the measured sweet spot."""
         if self.ingest_batch_images is not None:
-            return max(1, self.ingest_batch_images)
+            return self.ingest_batch_images
         return 32 if device_type == "cuda" else 4
 
     @property

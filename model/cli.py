@@ -17,7 +17,7 @@ from model.config import (
     SAMPLINGS,
     TrainConfig,
 )
-from model.embedder import INPUT_NORMS
+from model.embedder import DEFAULT_INPUT_NORM, INPUT_NORMS
 from model.losses import LOSSES
 
 
@@ -88,7 +88,7 @@ def add_model_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--input-norm",
         choices=INPUT_NORMS,
-        default="l2",
+        default=DEFAULT_INPUT_NORM,
         help="standardize: train-set mean/std per feature; l2: each modality L2-normalised "
         "(the cosine baseline's geometry); none: raw features (the thesis)",
     )

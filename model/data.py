@@ -222,7 +222,7 @@ class TripletSampler:
 
     def _with_negatives(self, pairs: np.ndarray) -> np.ndarray:
         negatives = np.array([self._negative(a) for a in pairs[:, 0]], dtype=np.int64)
-        return np.column_stack([pairs, negatives]).reshape(-1, 3)
+        return np.column_stack([pairs, negatives])
 
     def _negative(self, anchor: int) -> int:
         return int(self.rng.choice(np.flatnonzero(self.negative_mask[anchor])))

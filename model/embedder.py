@@ -29,6 +29,9 @@ from model.seqtext import RecurrentTextEncoder
 
 InputNorm = Literal["standardize", "l2", "none"]
 INPUT_NORMS: tuple[str, ...] = get_args(InputNorm)
+# What `movierec train` uses unless told otherwise (docs/REPRODUCTION.md items 6-7). The spec's own
+# default stays "standardize": checkpoints and the untrained baseline were built with it.
+DEFAULT_INPUT_NORM: InputNorm = "l2"
 
 
 @dataclass

@@ -43,10 +43,13 @@ def pca_2d_scores(cache: FeatureCache, train_ids: list[int], ids: list[int]) -> 
 
 
 def untrained_vectors(cache: FeatureCache, train_ids: list[int], ids: list[int], seed: int = 0):
+    """The thesis' "untrained: concat -> random FC 256" on standardised features, as measured
+    since session 1 (with L2-normalised inputs it scores higher: docs/REPRODUCTION.md item 6)."""
     torch.manual_seed(seed)
     spec = EmbedderSpec(
         fusion=FusionConfig(text_dim=cache.text.shape[1], image_dim=cache.image.shape[1]),
         head="linear",
+        input_norm="standardize",
     )
     model = MovieEmbedder(spec)
     tr = FeatureTable(cache, train_ids, torch.device("cpu"))

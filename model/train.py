@@ -19,7 +19,7 @@ from model.checkpoint import save_checkpoint
 from model.config import FusionConfig, TrainConfig, fusion_preset
 from model.data import Dataset, Split, TripletSampler, relevance, restrict, split_ids, undirected
 from model.device import resolve_device
-from model.embedder import EmbedderSpec, InputNorm, MovieEmbedder
+from model.embedder import DEFAULT_INPUT_NORM, EmbedderSpec, InputNorm, MovieEmbedder
 from model.features import FeatureCache
 from model.losses import (
     LOSSES,
@@ -123,7 +123,7 @@ def train(
     split: Split | None = None,
     device: str = "auto",
     progress: bool = True,
-    input_norm: InputNorm = "l2",
+    input_norm: InputNorm = DEFAULT_INPUT_NORM,
 ) -> TrainResult:
     """Train, early-stop on validation loss, save the best epoch as a checkpoint in `out_dir`."""
     rank, world = _dist()
@@ -266,7 +266,8 @@ def _train_epoch(
     world: int,
     use_amp: bool,
 ) -> float:
-    """One pass over the training anchors; returns the mean triplet loss."""
+    """One epoch of triplets (`cfg.sampling`: per similar pair or per anchor); returns the
+    mean triplet loss."""
     net.train()
     rank = torch.distributed.get_rank() if world > 1 else 0
     batches = sampler.epoch(cfg.batch_size, per=cfg.sampling)

@@ -197,17 +197,13 @@ class VectorIndex:
                 return None
             return self._index.reconstruct(int(movie_id))
 
-    def _flat(self) -> tuple[np.ndarray, np.ndarray]:
-        """Zero-copy (N, d) vectors and (N,) ids of the flat store; valid under the lock."""
-        return self._store.view()
-
     def _search_flat_numpy(
         self, query: np.ndarray, k: int, blocked: set[int], allowed: set[int] | None
     ) -> list[tuple[int, float]]:
         """One query on the flat index: a BLAS GEMV on all cores + argpartition. faiss-cpu takes
         its BLAS path only for large query batches; for a single query this is several times
         faster (bench/similar.py)."""
-        xb, ids = self._flat()
+        xb, ids = self._store.view()
         scores = xb @ query  # (N,)
         if allowed is not None:
             scores[~np.isin(ids, np.fromiter(allowed, np.int64, len(allowed)))] = -np.inf
@@ -285,7 +281,7 @@ class VectorIndex:
         serialised here."""
         with self.lock.read():
             if self.kind == "flat":
-                rows = [a.copy() for a in self._flat()]  # [xb, ids]
+                rows = [a.copy() for a in self._store.view()]  # [xb, ids]
                 serialize = partial(self._serialize_flat, rows)
             else:
                 data = faiss.serialize_index(self._index)

@@ -119,10 +119,14 @@ def test_close_finishes_queued_work_then_refuses(tiny_embedder, movie):
 
 def test_batch_cap_defaults_by_device(make_client, database_url):
     """On a CPU bigger batches cost more per image (docs/PERFORMANCE.md), on a GPU far less."""
+    from pydantic import ValidationError
+
     from app.config import Settings
 
     assert Settings(_env_file=None).batch_images("cpu") == 4
     assert Settings(_env_file=None).batch_images("cuda") == 32
     assert Settings(_env_file=None, ingest_batch_images=12).batch_images("cpu") == 12
+    with pytest.raises(ValidationError, match="ingest_batch_images"):
+        Settings(_env_file=None, ingest_batch_images=0)  # a start-up error, not a silent 1
     client = make_client(database_url)
     assert client.app.state.movierec.batcher.max_images == 4
