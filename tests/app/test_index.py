@@ -69,6 +69,24 @@ def test_snapshot_round_trip(tmp_path, kind):
     assert not list(tmp_path.glob("*.tmp"))
 
 
+@pytest.mark.parametrize("kind", ["flat", "hnsw"])
+def test_a_captured_snapshot_ignores_later_writes(tmp_path, kind):
+    """capture() copies under the lock and serialises later: writes that land in between must
+    not leak into the snapshot."""
+    x = clustered(120)
+    index = VectorIndex(16, kind)
+    index.upsert(np.arange(100), x[:100])
+    captured = index.capture(last_seq=7, model_version="m1")
+    expected = index.search(x[3], 10)
+    index.upsert(np.arange(100, 120), x[100:])  # added after the capture
+    index.upsert(np.array([3]), x[50][None])  # replaced after the capture
+    captured.write(tmp_path)
+    again = VectorIndex(16, kind)
+    assert again.load(tmp_path, model_version="m1").count == 100
+    assert again.ids() == set(range(100))
+    assert again.search(x[3], 10) == expected
+
+
 def test_bad_snapshots_are_detected(tmp_path):
     index = VectorIndex(16)
     index.upsert(np.arange(10), clustered(10))
