@@ -36,6 +36,10 @@ class Settings(BaseSettings):
     image_pretrained: bool = True  # False only for tests with random-init towers
     fusion_checkpoint: Path | None = None  # directory from `movierec train`; None: fallback
     device: str = "auto"  # auto | cpu | cuda | cuda:1 | mps
+    # CUDA only: the image encoder replays CUDA graphs (captured at start-up, a few seconds and
+    # the memory of one batch) instead of launching its kernels from Python for every batch.
+    # Off until bench/gpu.sh has measured it (docs/PERFORMANCE.md, "Not measured yet")
+    cuda_graphs: bool = False
     genre_map_file: Path | None = None  # JSON {"genre name": group id}
 
     # Index

@@ -4,7 +4,8 @@
 
 For the text tower: tokenisation and forward per plot at batch 1 and 32. For the image tower: the
 resize/crop that runs in request threads (`prepare`, per image) and the forward per image at
-batch 1, 4, 16 and 32. Same encoders as bench.ingest (--encoders dev | production).
+batch 1, 3, 4, 16 and 32; on CUDA with MOVIEREC_CUDA_GRAPHS=true both replayed from CUDA graphs
+and launched eagerly, the baseline. Same encoders as bench.ingest (--encoders dev | production).
 """
 
 from __future__ import annotations
@@ -94,17 +95,28 @@ def image_costs(emb, images: list, repeat: int) -> dict:
         "input_size": enc.input_size,
         "prepare_ms_per_image": 1e3 * pct(prep, 50) / 8,
     }
-    for batch in (1, 4, 16, 32):
-        chunk = pixels[:batch]
+    graphed = enc.graphed
+    modes = [("", graphed)] + ([("eager_", None)] if graphed is not None else [])
+    for prefix, runner in modes:
+        enc.graphed = runner
+        for batch in (1, 3, 4, 16, 32):
+            chunk = pixels[:batch]
 
-        def forward(chunk: torch.Tensor = chunk) -> None:
-            enc.encode_tensors(chunk)
-            _sync(enc.device)
+            def forward(chunk: torch.Tensor = chunk) -> None:
+                enc.encode_tensors(chunk)
+                _sync(enc.device)
 
-        forward()
-        seconds = timed(forward, repeat)
-        out[f"batch{batch}_ms_per_image"] = 1e3 * pct(seconds, 50) / batch
+            forward()
+            seconds = timed(forward, repeat)
+            out[f"{prefix}batch{batch}_ms_per_image"] = 1e3 * pct(seconds, 50) / batch
+    enc.graphed = graphed
+    out["cuda_graphs"] = graphed is not None and not graphed.failed
     out["batch32_vs_1_speedup"] = out["batch1_ms_per_image"] / out["batch32_ms_per_image"]
+    if graphed is not None:
+        for batch in (1, 3, 32):
+            out[f"graphs_vs_eager_batch{batch}"] = (
+                out[f"eager_batch{batch}_ms_per_image"] / out[f"batch{batch}_ms_per_image"]
+            )
     return out
 
 

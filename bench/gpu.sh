@@ -1,26 +1,37 @@
 #!/usr/bin/env bash
-# GPU figures in one run: the fusion net (fp32, bf16), the ingest path and the encoders' cost by
-# batch size with the production encoder shapes (bf16 autocast), and the Table 6 `paper` preset
-# trained and evaluated (REPRODUCTION.md). About 5 minutes on an H200 plus TRAIN_MINUTES.
+# GPU figures in one run: the CUDA-graph check, the fusion net (fp32, bf16), the Table 6 `paper`
+# preset trained and evaluated (REPRODUCTION.md), the encoders' cost by batch size and the ingest
+# path with the production encoder shapes (bf16 autocast), with CUDA graphs (MOVIEREC_CUDA_GRAPHS,
+# experimental) and, as the same-run baseline, without. About 8 minutes on an H200 plus TRAIN_MINUTES.
 #   bench/gpu.sh [DATASET] [FEATURES]
 # DATASET: a dataset folder (plots, posters, similar lists); default ../shared/data/tmdb-similar.
 # FEATURES: its feature cache from `movierec features`; without it the training step is skipped.
-# Environment: PYTHON (default .venv/bin/python, else python3), TRAIN_MINUTES (3), INGEST_MOVIES (96).
-# Results: bench/results/*cuda*.json and runs/gpu-paper/ (training log, evaluation report).
+# Environment: PYTHON (default .venv/bin/python, else python3), TRAIN_MINUTES (3), INGEST_MOVIES (96),
+# STEPS (default "test fusion train encoders ingest ingest-eager": which steps to run).
+# Results: bench/results/*cuda*.json, runs/gpu-paper/ (training log, evaluation report) and, where
+# py-spy is installed, bench/results/profiles/ (who holds the GIL during each ingest HTTP run).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-.venv/bin/python}
 [ -x "$PY" ] || PY=python3
 DATA=${1:-../shared/data/tmdb-similar}
 FEATS=${2:-}
+STEPS=" ${STEPS:-test fusion train encoders ingest ingest-eager} "
 export HF_HUB_OFFLINE=1 PYTHONUNBUFFERED=1
 $PY -c "import torch; assert torch.cuda.is_available(), 'no CUDA device'; print('torch', torch.__version__, torch.cuda.get_device_name())"
 step() { echo "== $* ($(date +%T))"; }
-step fusion fp32
-$PY -m bench.fusion --device cuda --dtype fp32
-step fusion bf16
-$PY -m bench.fusion --device cuda --dtype bf16
-if [ -n "$FEATS" ]; then
+want() { [[ "$STEPS" == *" $1 "* ]]; }
+if want test; then
+  step "CUDA graph replay equals the eager forward"
+  $PY -m pytest -q -p no:cacheprovider tests/model/test_cuda_graphs.py
+fi
+if want fusion; then
+  step fusion fp32
+  $PY -m bench.fusion --device cuda --dtype fp32
+  step fusion bf16
+  $PY -m bench.fusion --device cuda --dtype bf16
+fi
+if want train && [ -n "$FEATS" ]; then
   RUN=runs/gpu-paper
   mkdir -p "$RUN"
   step "train the paper preset with the thesis settings (Adam 3e-4, batch 512, <=200 epochs)"
@@ -31,8 +42,19 @@ if [ -n "$FEATS" ]; then
   $PY -m app.cli evaluate "$DATA" --features "$FEATS" --out "$RUN/results" \
     --checkpoint "proposed: Table 6 paper preset + improved loss (GPU)=$RUN/paper"
 fi
-step "ingest, production encoder shapes"
-$PY -m bench.ingest --device cuda --encoders production --dataset "$DATA" --movies "${INGEST_MOVIES:-96}"
-step "encoder cost by batch size, production shapes"
-$PY -m bench.encoders --device cuda --encoders production --dataset "$DATA"
+if want encoders; then
+  step "encoder cost by batch size, production shapes, CUDA graphs and eager"
+  MOVIEREC_CUDA_GRAPHS=true $PY -m bench.encoders --device cuda --encoders production \
+    --dataset "$DATA"
+fi
+if want ingest; then
+  step "ingest, production encoder shapes, CUDA graphs"
+  MOVIEREC_CUDA_GRAPHS=true $PY -m bench.ingest --device cuda --encoders production \
+    --dataset "$DATA" --movies "${INGEST_MOVIES:-96}" --tag graphs --profile bench/results/profiles
+fi
+if want ingest-eager; then
+  step "ingest, production encoder shapes, eager (MOVIEREC_CUDA_GRAPHS=false)"
+  MOVIEREC_CUDA_GRAPHS=false $PY -m bench.ingest --device cuda --encoders production \
+    --dataset "$DATA" --movies "${INGEST_MOVIES:-96}" --tag eager
+fi
 step done

@@ -48,6 +48,9 @@ class ImageEncoderConfig:
     # override the model's input size (CPU fallback); None: from the model
     image_size: int | None = None
     batch_size: int = 16
+    # CUDA only: replay the forward from CUDA graphs, one per batch-size bucket up to batch_size
+    # (model/cuda_graphs.py). Off until measured on a GPU (bench/gpu.sh, docs/PERFORMANCE.md)
+    cuda_graphs: bool = False
 
 
 @dataclass

@@ -17,9 +17,10 @@ def resolve_device(requested: str | None = "auto") -> torch.device:
     return torch.device(requested)
 
 
-def autocast_context(device: torch.device, dtype: str | None = None):
-    """bf16 (or fp16) autocast on CUDA; a no-op elsewhere, where fp32 is both fastest and exact."""
+def autocast_context(device: torch.device, dtype: str | None = None, *, cache: bool = True):
+    """bf16 (or fp16) autocast on CUDA; a no-op elsewhere, where fp32 is both fastest and exact.
+    cache=False inside a CUDA graph capture: autocast's weight cache must not outlive it."""
     if device.type != "cuda":
         return contextlib.nullcontext()
     amp_dtype = torch.float16 if dtype == "fp16" else torch.bfloat16
-    return torch.autocast("cuda", dtype=amp_dtype)
+    return torch.autocast("cuda", dtype=amp_dtype, cache_enabled=cache)

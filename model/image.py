@@ -18,6 +18,7 @@ from PIL import Image
 from torch import nn
 
 from model.config import ImageEncoderConfig
+from model.cuda_graphs import GraphedForward
 from model.device import autocast_context, resolve_device
 
 
@@ -68,6 +69,15 @@ class ImageEncoder(nn.Module):
         shape = (1, 3, 1, 1)
         self._mean = torch.tensor(data_cfg["mean"], device=self.device).view(shape)
         self._std = torch.tensor(data_cfg["std"], device=self.device).view(shape)
+        self.graphed: GraphedForward | None = None
+        if self.device.type == "cuda" and config.cuda_graphs:
+            self.graphed = GraphedForward(
+                self._forward_pixels,
+                sample_shape=tuple(data_cfg["input_size"]),
+                dtype=torch.uint8,
+                device=self.device,
+                max_batch=config.batch_size,
+            )
 
     @property
     def dim(self) -> int:
@@ -97,10 +107,18 @@ class ImageEncoder(nn.Module):
         x = pixels.to(self.device, non_blocking=True).float().div_(255.0)
         return (x - self._mean) / self._std
 
+    def _forward_pixels(self, pixels: torch.Tensor) -> torch.Tensor:
+        """uint8 pixels on the device -> float32 features; what a CUDA graph captures."""
+        x = self.normalize(pixels).contiguous(memory_format=torch.channels_last)
+        with autocast_context(self.device, cache=False):
+            return self.model(x).float()
+
     @torch.inference_mode()
     def encode_tensors(self, pixels: torch.Tensor) -> np.ndarray:
         """(N, 3, H, W) preprocessed (floats, or uint8 from `prepare`) -> (N, D); batching is
         the caller's job."""
+        if pixels.dtype == torch.uint8 and self.graphed is not None:
+            return self.graphed(pixels).cpu().numpy()
         if pixels.dtype == torch.uint8:
             pixels = self.normalize(pixels)
         pixels = pixels.to(self.device)

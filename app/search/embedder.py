@@ -86,9 +86,13 @@ class Embedder:
                 pretrained=settings.image_pretrained,
                 image_size=settings.image_size,
                 batch_size=settings.batch_images(device.type),  # a movie with more goes in chunks
+                cuda_graphs=settings.cuda_graphs,
             ),
             str(device),
         )
+        if image.graphed is not None:
+            log.info("capturing CUDA graphs for batches of %s images", image.graphed.buckets)
+            image.graphed.capture_all()
         return cls(text, image, settings)
 
     @torch.inference_mode()
