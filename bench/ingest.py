@@ -41,6 +41,13 @@ def main() -> None:
     parser.add_argument("--device", default="cpu", help="cuda on a GPU machine (bf16 autocast)")
     parser.add_argument("--encoders", choices=("dev", "production"), default="dev")
     parser.add_argument("--dataset", type=Path, default=None, help="default: ../shared's dev set")
+    parser.add_argument("--tag", default="", help="suffix for the results file (e.g. eager)")
+    parser.add_argument(
+        "--profile",
+        type=Path,
+        default=None,
+        help="directory: sample the server with py-spy (--gil) during each HTTP run",
+    )
     args = parser.parse_args()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     from tests.helpers import DATASET
@@ -66,11 +73,12 @@ def main() -> None:
         "images_per_movie": args.images_per_movie,
         "encoders": args.encoders,
         "device": args.device,
+        "cuda_graphs": os.environ.get("MOVIEREC_CUDA_GRAPHS", "false"),  # CUDA only
     }
     with tempfile.TemporaryDirectory() as tmp:
         models = encoder_settings(args.encoders, Path(tmp)) | {"MOVIEREC_DEVICE": args.device}
         results["stages_ms"], results["bare"] = stage_split(batch, models, Path(tmp))
-        results["http"] = http_throughput(batch, models, Path(tmp))
+        results["http"] = http_throughput(batch, models, Path(tmp), args.profile)
     one = results["http"]["1"]["movies_per_s"]
     eight = results["http"]["8"]["movies_per_s"]
     results["1_client_vs_bare_per_movie"] = one / results["bare"]["per_movie"]["movies_per_s"]
@@ -79,6 +87,7 @@ def main() -> None:
     for k, v in results.items():
         print(k, v)
     suffix = "" if args.encoders == "dev" else f"-{args.encoders}"
+    suffix += f"-{args.tag}" if args.tag else ""
     print("wrote", save(f"ingest-{args.device.replace(':', '')}{suffix}", results))
 
 
@@ -233,7 +242,8 @@ def run_clients(url: str, batch, clients: int) -> float:
     return time.perf_counter() - started
 
 
-def http_throughput(batch, models: dict[str, str], work: Path) -> dict:
+def http_throughput(batch, models: dict[str, str], work: Path, profile: Path | None = None) -> dict:
+    from bench.profile import SampledProfile
     from tests.app.server import ServerProcess
 
     out = {}
@@ -250,7 +260,12 @@ def http_throughput(batch, models: dict[str, str], work: Path) -> dict:
             rss_loaded = rss_mib(server.proc.pid)  # models loaded, empty catalogue
             with httpx.Client(base_url=server.url, timeout=300) as c:
                 post(c, batch[0], "warm")
-            seconds = run_clients(server.url, batch, clients)
+            if profile is None:
+                seconds = run_clients(server.url, batch, clients)
+            else:
+                stem = profile / f"ingest-{clients}-clients-gil"
+                with SampledProfile(server.proc.pid, stem) as sampled:
+                    seconds = run_clients(server.url, batch, clients)
             rss_end = rss_mib(server.proc.pid)
         finally:
             server.stop()
@@ -263,6 +278,14 @@ def http_throughput(batch, models: dict[str, str], work: Path) -> dict:
             "server_rss_mib_end": rss_end,
             "db_bytes_per_movie": db.stat().st_size / (len(batch) + 1),
         }
+        if profile is not None and sampled.summary:  # who holds the GIL, and where
+            summary = sampled.summary
+            out[str(clients)]["gil_profile"] = {
+                "samples": summary["samples"],
+                "gil_held_share": summary["gil_held_share"],
+                "threads": summary["threads"],
+                "self_top10": dict(list(summary["self"].items())[:10]),
+            }
     return out
 
 
