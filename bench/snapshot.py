@@ -1,6 +1,8 @@
 """Index snapshot: how long a write waits (the copy under the write lock) against the rest of
-the snapshot (serialise + hash + write + fsync, on the maintenance thread), one run. Before
-session 2 all of it ran inside the write lock.
+the snapshot (hash + write + fsync, on the maintenance thread), and how long a load takes; the
+baseline, in the same run, is the FAISS format flat snapshots had before session 5 (built,
+serialised, hashed and written; loaded by the same loader). Before session 2 all of the write
+ran inside the write lock.
 
     .venv/bin/python -m bench.snapshot [--sizes 100000 1000000]
 """
@@ -8,6 +10,8 @@ session 2 all of it ran inside the write lock.
 from __future__ import annotations
 
 import argparse
+import hashlib
+import json
 import sys
 import tempfile
 import time
@@ -32,22 +36,66 @@ def main() -> None:
         index = VectorIndex(256)
         index.upsert(np.arange(1, n + 1), clustered_unit_vectors(n))
         with tempfile.TemporaryDirectory() as tmp:
+            raw, old = Path(tmp) / "raw", Path(tmp) / "faiss"
             t = time.perf_counter()
             captured = index.capture(last_seq=1, model_version="m")
             capture_s = time.perf_counter() - t
             t = time.perf_counter()
-            captured.write(Path(tmp))
+            captured.write(raw)
             write_s = time.perf_counter() - t
-            size = (Path(tmp) / "index.faiss").stat().st_size
+            del captured
+            load_s = timed_load(VectorIndex, raw)
+            old_write_s = write_faiss_format(index, old)
+            old_load_s = timed_load(VectorIndex, old)
+            size = (raw / "index.faiss").stat().st_size
         row = {
             "capture_s": capture_s,
             "write_s": write_s,
             "lock_share": capture_s / (capture_s + write_s),
+            "load_s": load_s,
+            "faiss_format_write_s": old_write_s,
+            "faiss_format_load_s": old_load_s,
+            "write_vs_faiss_format": old_write_s / write_s,
+            "load_vs_faiss_format": old_load_s / load_s,
             "bytes": size,
         }
         results[n] = row
         print(n, {k: round(v, 3) for k, v in row.items()}, flush=True)
     print("wrote", save("snapshot", results))
+
+
+def timed_load(index_class, directory: Path) -> float:
+    """Seconds to load a snapshot into a fresh index (read, checksum, build the store)."""
+    fresh = index_class(256)
+    t = time.perf_counter()
+    fresh.load(directory, model_version="m")
+    seconds = time.perf_counter() - t
+    assert len(fresh) > 0
+    return seconds
+
+
+def write_faiss_format(index, directory: Path) -> float:
+    """The baseline: the same vectors written as flat snapshots were before session 5 (copied,
+    added to a FAISS IndexIDMap2, serialised, hashed, written with fsync); the current loader
+    still reads this format. Seconds after the copy (the part under the lock, the same in both
+    formats) to the fsync of the manifest."""
+    import faiss
+
+    from app.search.index import MANIFEST_FILE, Manifest, _fsync_dir, _write_atomic
+
+    xb, ids = (a.copy() for a in index._store.view())
+    t = time.perf_counter()
+    old = faiss.IndexIDMap2(faiss.IndexFlatIP(256))
+    old.add_with_ids(xb, ids)
+    del xb, ids
+    data = faiss.serialize_index(old)
+    del old
+    manifest = Manifest(1, len(index), hashlib.sha256(data).hexdigest(), "m", "flat", [])
+    directory.mkdir()
+    _write_atomic(directory / "index.faiss", [memoryview(data)])
+    _write_atomic(directory / MANIFEST_FILE, [json.dumps(manifest.__dict__).encode()])
+    _fsync_dir(directory)
+    return time.perf_counter() - t
 
 
 if __name__ == "__main__":

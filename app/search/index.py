@@ -1,9 +1,10 @@
 """Vector index keyed by movie id: inner product on unit vectors (= cosine).
 
-flat: exact, in a FlatStore (numpy; O(1) replace and delete), snapshotted in FAISS' IndexIDMap2
-format. hnsw: FAISS IndexIDMap2(IndexHNSWFlat), approximate, for large catalogues; HNSW cannot
-remove, so deleted ids are tombstoned and filtered, replaced ids are re-added and candidates are
-rescored with their current vector. Snapshots compact tombstones away.
+flat: exact, in a FlatStore (numpy; O(1) replace and delete), snapshotted as its raw arrays
+(FLAT_RAW: the ids, then the vectors; snapshots written before session 5 are FAISS IndexIDMap2
+and still load). hnsw: FAISS IndexIDMap2(IndexHNSWFlat), approximate, for large catalogues; HNSW
+cannot remove, so deleted ids are tombstoned and filtered, replaced ids are re-added and
+candidates are rescored with their current vector. Snapshots compact tombstones away.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
@@ -24,6 +25,10 @@ from app.search.flat_store import FlatStore
 from app.search.rwlock import RWLock
 
 INDEX_FILE, MANIFEST_FILE = "index.faiss", "manifest.json"
+# Snapshot formats. FAISS: faiss.serialize_index. FLAT_RAW: `count` int64 ids, then `count` x dim
+# float32 vectors, little-endian, no header: written straight from the copied arrays, with no
+# FAISS index built and no second serialised copy (at 1M movies, two fewer 1 GB copies).
+FAISS_FORMAT, FLAT_RAW = "faiss", "flat-raw-v1"
 
 
 class SnapshotError(Exception):
@@ -39,36 +44,43 @@ class Manifest:
     model_version: str
     kind: str
     removed: list[int]
+    format: str = FAISS_FORMAT  # manifests before session 5 have no format: FAISS
 
 
 @dataclass
 class IndexSnapshot:
     """An index copied at one change-log sequence and what its manifest will say, not yet on
-    disk. `serialize` runs in `write`, outside the index lock."""
+    disk. `serialize` runs in `write`, outside the index lock, and returns the file's contents
+    as consecutive buffers (written and hashed in turn, never joined)."""
 
-    serialize: Callable[[], np.ndarray]  # -> uint8 bytes of faiss.serialize_index
+    serialize: Callable[[], Sequence[np.ndarray]]
     last_seq: int
     count: int
     model_version: str
     kind: str
     removed: list[int]
+    format: str
 
     def write(self, directory: Path) -> Manifest:
         """Index first, manifest last, each via temp file + fsync + rename. The manifest carries
         a checksum of the index file, so any torn state is detected at load and rebuilt."""
         directory.mkdir(parents=True, exist_ok=True)
-        data = self.serialize()
+        chunks = [_bytes_view(chunk) for chunk in self.serialize()]
+        digest = hashlib.sha256()
+        for chunk in chunks:
+            digest.update(chunk)
         manifest = Manifest(
             last_seq=self.last_seq,
             count=self.count,
-            sha256=hashlib.sha256(data).hexdigest(),
+            sha256=digest.hexdigest(),
             model_version=self.model_version,
             kind=self.kind,
             removed=self.removed,
+            format=self.format,
         )
-        _write_atomic(directory / INDEX_FILE, data)
+        _write_atomic(directory / INDEX_FILE, chunks)
         failpoint("snapshot_after_index_rename")
-        _write_atomic(directory / MANIFEST_FILE, json.dumps(manifest.__dict__).encode())
+        _write_atomic(directory / MANIFEST_FILE, [json.dumps(manifest.__dict__).encode()])
         _fsync_dir(directory)
         return manifest
 
@@ -81,10 +93,16 @@ def _fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
-def _write_atomic(path: Path, data: bytes | np.ndarray) -> None:
+def _bytes_view(array: np.ndarray) -> memoryview:
+    """A contiguous array's bytes, without a copy."""
+    return memoryview(np.ascontiguousarray(array).reshape(-1).view(np.uint8))
+
+
+def _write_atomic(path: Path, chunks: Sequence[bytes | memoryview]) -> None:
     tmp = path.with_name(path.name + ".tmp")
     with tmp.open("wb") as fh:
-        fh.write(data)
+        for chunk in chunks:
+            fh.write(chunk)
         fh.flush()
         os.fsync(fh.fileno())
     if path.name == INDEX_FILE:
@@ -110,7 +128,8 @@ class VectorIndex:
         return self._store.rows if self.kind == "flat" else self._hnsw_live
 
     def _empty(self) -> faiss.IndexIDMap2:
-        """An empty FAISS index of this kind (for flat: the snapshot file format only)."""
+        """An empty FAISS index of this kind (flat keeps one unused: its vectors live in the
+        FlatStore)."""
         if self.kind == "flat":
             inner = faiss.IndexFlatIP(self.dim)
         else:
@@ -119,22 +138,11 @@ class VectorIndex:
         return faiss.IndexIDMap2(inner)
 
     @staticmethod
-    def _serialize_clone(clones: list[faiss.Index]) -> np.ndarray:
+    def _serialize_clone(clones: list[faiss.Index]) -> list[np.ndarray]:
         """The serialised form of an HNSW graph copied under the lock, built off it. The copy is
         released once serialised: the live graph, the copy and its bytes coexist only briefly."""
         index = clones.pop()
-        return faiss.serialize_index(index)
-
-    def _serialize_flat(self, rows: list[np.ndarray]) -> np.ndarray:
-        """The serialised form of a flat index holding rows [xb, ids], built off the lock. The
-        rows are released once added, so at most two copies of the vectors exist at a time."""
-        xb, ids = rows
-        rows.clear()
-        index = self._empty()
-        if len(ids):
-            index.add_with_ids(xb, ids)
-        del xb, ids
-        return faiss.serialize_index(index)
+        return [faiss.serialize_index(index)]
 
     # -- writes (exclusive) ---------------------------------------------------------------------
     def upsert(self, ids: np.ndarray, vectors: np.ndarray) -> None:
@@ -278,6 +286,41 @@ class VectorIndex:
         return sorted(zip(unique, rescored, strict=True), key=lambda p: -p[1])[:k]
 
     # -- snapshots ------------------------------------------------------------------------------
+    def _read_flat_raw(self, path: Path, manifest: Manifest) -> tuple[np.ndarray, np.ndarray]:
+        """A FLAT_RAW file read straight into its two arrays, checked against the manifest."""
+        n = manifest.count
+        if not isinstance(n, int) or n < 0:
+            raise SnapshotError(f"snapshot manifest has a bad count {n!r}")
+        try:
+            size = path.stat().st_size
+        except OSError as exc:
+            raise SnapshotError(f"no readable snapshot at {path}: {exc}") from exc
+        if size != n * (8 + 4 * self.dim):  # checked before anything is allocated
+            raise SnapshotError(
+                f"snapshot holds {size} bytes, not {n} movies x {self.dim} dims "
+                "(torn write, or another vector size)"
+            )
+        ids, xb = np.empty(n, "<i8"), np.empty((n, self.dim), "<f4")
+        try:
+            with path.open("rb") as fh:
+                for array in (ids, xb):
+                    if fh.readinto(_bytes_view(array)) != array.nbytes:
+                        raise SnapshotError("snapshot file ended early")
+        except OSError as exc:
+            raise SnapshotError(f"no readable snapshot at {path}: {exc}") from exc
+        digest = hashlib.sha256(_bytes_view(ids))
+        digest.update(_bytes_view(xb))
+        if digest.hexdigest() != manifest.sha256:
+            raise SnapshotError("snapshot checksum mismatch (torn or corrupted write)")
+        return ids, xb
+
+    def _install_flat(self, ids: np.ndarray, xb: np.ndarray, manifest: Manifest) -> None:
+        store = FlatStore.from_arrays(xb, ids)
+        if len(store.rows) != manifest.count:
+            raise SnapshotError("snapshot id count does not match its manifest")
+        with self.lock.write():
+            self._store, self._removed = store, set()
+
     def save(self, directory: Path, *, last_seq: int, model_version: str) -> Manifest:
         return self.capture(last_seq=last_seq, model_version=model_version).write(directory)
 
@@ -289,10 +332,13 @@ class VectorIndex:
         with hashing and disk I/O."""
         with self.lock.read():
             if self.kind == "flat":
-                rows = [a.copy() for a in self._store.view()]  # [xb, ids]
-                serialize = partial(self._serialize_flat, rows)
+                xb, ids = self._store.view()
+                rows = [ids.astype("<i8"), xb.astype("<f4")]  # copies: the FLAT_RAW layout
+                serialize: Callable[[], Sequence[np.ndarray]] = partial(list, rows)
+                form = FLAT_RAW
             else:
                 serialize = partial(self._serialize_clone, [faiss.clone_index(self._index)])
+                form = FAISS_FORMAT
             return IndexSnapshot(
                 serialize=serialize,
                 last_seq=last_seq,
@@ -300,6 +346,7 @@ class VectorIndex:
                 model_version=model_version,
                 kind=self.kind,
                 removed=sorted(self._removed),
+                format=form,
             )
 
     def load(self, directory: Path, *, model_version: str) -> Manifest:
@@ -307,16 +354,25 @@ class VectorIndex:
             stray.unlink()
         try:
             manifest = Manifest(**json.loads((directory / MANIFEST_FILE).read_text()))
-            data = (directory / INDEX_FILE).read_bytes()
         except (OSError, ValueError, TypeError) as exc:
             raise SnapshotError(f"no readable snapshot in {directory}: {exc}") from exc
-        if hashlib.sha256(data).hexdigest() != manifest.sha256:
-            raise SnapshotError("snapshot checksum mismatch (torn or corrupted write)")
         if manifest.model_version != model_version or manifest.kind != self.kind:
             raise SnapshotError(
                 f"snapshot is for {manifest.model_version}/{manifest.kind}, "
                 f"serving {model_version}/{self.kind}"
             )
+        if manifest.format == FLAT_RAW and self.kind == "flat":
+            ids, xb = self._read_flat_raw(directory / INDEX_FILE, manifest)
+            self._install_flat(ids, xb, manifest)
+            return manifest
+        if manifest.format != FAISS_FORMAT:
+            raise SnapshotError(f"unknown snapshot format {manifest.format!r} for {self.kind}")
+        try:
+            data = (directory / INDEX_FILE).read_bytes()
+        except OSError as exc:
+            raise SnapshotError(f"no readable snapshot in {directory}: {exc}") from exc
+        if hashlib.sha256(data).hexdigest() != manifest.sha256:
+            raise SnapshotError("snapshot checksum mismatch (torn or corrupted write)")
         index = faiss.deserialize_index(np.frombuffer(data, dtype=np.uint8))
         del data  # at most two copies of the vectors at a time (the store copies the index's)
         if index.d != self.dim:
@@ -325,16 +381,14 @@ class VectorIndex:
         ids = set(stored_ids.tolist()) - set(manifest.removed)
         if len(ids) != manifest.count:
             raise SnapshotError("snapshot id count does not match its manifest")
-        if self.kind == "flat":
+        if self.kind == "flat":  # a snapshot written before session 5
             inner, n = faiss.downcast_index(index.index), index.ntotal
             xb = (
                 faiss.rev_swig_ptr(inner.get_xb(), n * self.dim).reshape(n, self.dim)
                 if n
                 else np.zeros((0, self.dim), np.float32)
             )
-            store = FlatStore.from_arrays(xb, stored_ids)
-            with self.lock.write():
-                self._store, self._removed = store, set()
+            self._install_flat(stored_ids, xb, manifest)
             return manifest
         faiss.downcast_index(index.index).hnsw.efSearch = self.ef_search
         with self.lock.write():

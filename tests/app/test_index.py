@@ -1,3 +1,7 @@
+import hashlib
+import json
+
+import faiss
 import numpy as np
 import pytest
 
@@ -87,6 +91,31 @@ def test_a_captured_snapshot_ignores_later_writes(tmp_path, kind):
     assert again.search(x[3], 10) == expected
 
 
+def test_flat_snapshots_are_the_raw_arrays_and_old_faiss_ones_still_load(tmp_path):
+    """Flat snapshots hold the ids then the vectors, nothing else; a snapshot written in FAISS'
+    format by an earlier version (its manifest has no format) loads the same."""
+    x = clustered(50)
+    ids = np.arange(100, 150)
+    index = VectorIndex(16)
+    index.upsert(ids, x)
+    manifest = index.save(tmp_path / "raw", last_seq=3, model_version="m1")
+    raw = (tmp_path / "raw" / INDEX_FILE).read_bytes()
+    assert manifest.format == "flat-raw-v1" and raw == ids.astype("<i8").tobytes() + x.tobytes()
+
+    old = faiss.IndexIDMap2(faiss.IndexFlatIP(16))
+    old.add_with_ids(x, ids)
+    data = faiss.serialize_index(old).tobytes()
+    (tmp_path / "old").mkdir()
+    (tmp_path / "old" / INDEX_FILE).write_bytes(data)
+    fields = {"last_seq": 3, "count": 50, "model_version": "m1", "kind": "flat", "removed": []}
+    fields["sha256"] = hashlib.sha256(data).hexdigest()
+    (tmp_path / "old" / MANIFEST_FILE).write_text(json.dumps(fields))
+    again = VectorIndex(16)
+    assert again.load(tmp_path / "old", model_version="m1").format == "faiss"
+    assert again.ids() == set(ids.tolist())
+    assert again.search(x[7], 5) == index.search(x[7], 5)
+
+
 def test_bad_snapshots_are_detected(tmp_path):
     index = VectorIndex(16)
     index.upsert(np.arange(10), clustered(10))
@@ -96,9 +125,14 @@ def test_bad_snapshots_are_detected(tmp_path):
     with pytest.raises(SnapshotError, match="serving"):
         VectorIndex(16).load(tmp_path, model_version="m2")  # another model
     data = (tmp_path / INDEX_FILE).read_bytes()
-    (tmp_path / INDEX_FILE).write_bytes(data[: len(data) // 2])  # truncated
+    (tmp_path / INDEX_FILE).write_bytes(data[:-7] + bytes(7))  # same size, other bytes
     with pytest.raises(SnapshotError, match="checksum"):
         VectorIndex(16).load(tmp_path, model_version="m1")
+    (tmp_path / INDEX_FILE).write_bytes(data[: len(data) // 2])  # truncated
+    with pytest.raises(SnapshotError, match="torn"):
+        VectorIndex(16).load(tmp_path, model_version="m1")
+    with pytest.raises(SnapshotError, match="torn"):  # a catalogue of another vector size
+        VectorIndex(8).load(tmp_path, model_version="m1")
     (tmp_path / MANIFEST_FILE).write_text("{not json")
     with pytest.raises(SnapshotError):
         VectorIndex(16).load(tmp_path, model_version="m1")
