@@ -19,7 +19,6 @@ from app.movies.models import Movie, MovieFeatures, MovieVector
 from app.movies.repository import MovieCard, MovieRepository, from_bytes, to_bytes
 from app.movies.schemas import GenreGroupRef, MovieRead
 from app.movies.text import clean_text
-from app.search.index import IndexSnapshot
 from app.search.sync import capture_snapshot
 from app.state import AppState
 from app.stopwatch import Stopwatch
@@ -136,7 +135,7 @@ def create_or_replace_movie(
         state.index.upsert(np.array([movie.id]), emb.vector[None])
         watch.lap("centroids + index")
         _count_change(state)
-        watch.lap("snapshot copy")
+        watch.lap("snapshot hand-off")
     if watch.total > SLOW_WRITE_SECONDS:
         log.warning("slow write of movie %s (%.2f s): %s", movie.id, watch.total, watch)
     failpoint("after_index_before_response")
@@ -144,26 +143,36 @@ def create_or_replace_movie(
 
 
 def _count_change(state: AppState) -> None:
-    """Every SNAPSHOT_EVERY changes: copy the index under the write lock (held by the caller),
-    then hash, write and fsync it, and re-sample the calibration, on the maintenance thread, so
-    a write never waits for the disk (1 GB at 1M movies). While one snapshot is still on its way
-    to the disk, the next waits: the first write after it lands takes it."""
+    """Every SNAPSHOT_EVERY changes, hand a snapshot to the maintenance thread (the caller holds
+    the write lock, and keeps nothing of the snapshot's cost). While one snapshot is still on
+    its way to the disk, the next waits: the first write after it lands sets it off."""
     state.changes_since_snapshot += 1
     if state.changes_since_snapshot >= state.settings.snapshot_every and not (
         state.snapshot_in_flight
     ):
-        captured = capture_snapshot(state)  # may raise: then the next write tries again
         state.snapshot_in_flight = True
-        state.maintenance.submit(_persist_snapshot, state, captured)
+        state.maintenance.submit(_snapshot_in_background, state)
 
 
-def _persist_snapshot(state: AppState, captured: IndexSnapshot) -> None:
+def _snapshot_in_background(state: AppState) -> None:
+    """On the maintenance thread: copy the index with writes held up only for the rows written
+    during the copy (flat; an HNSW graph is cloned under the write lock), then hash, write and
+    fsync it and re-sample the calibration with no lock held, so no write waits for the disk
+    (1 GB at 1M movies)."""
+    prepared = None
     try:
+        prepared = state.index.prepare_capture()
+        if prepared is not None:
+            prepared.bulk()  # no lock held: writes go on, the store records their rows
+        with state.write_lock:
+            captured, prepared = capture_snapshot(state, prepared=prepared), None
         captured.write(state.settings.index_dir)
         refresh_calibration(state)
     except Exception:  # a missed snapshot costs a longer replay at start-up, nothing more
         log.exception("background index snapshot failed")
     finally:
+        if prepared is not None:  # failed before the capture took it
+            state.index.abort_capture(prepared)
         state.snapshot_in_flight = False
 
 

@@ -21,7 +21,7 @@ import faiss
 import numpy as np
 
 from app.failpoints import failpoint
-from app.search.flat_store import FlatStore
+from app.search.flat_store import FlatCopy, FlatStore
 from app.search.rwlock import RWLock
 
 INDEX_FILE, MANIFEST_FILE = "index.faiss", "manifest.json"
@@ -324,16 +324,36 @@ class VectorIndex:
     def save(self, directory: Path, *, last_seq: int, model_version: str) -> Manifest:
         return self.capture(last_seq=last_seq, model_version=model_version).write(directory)
 
-    def capture(self, *, last_seq: int, model_version: str) -> IndexSnapshot:
+    def prepare_capture(self) -> FlatCopy | None:
+        """Flat: start a copy of the vectors whose bulk (`FlatCopy.bulk`) runs with no lock held,
+        for `capture(prepared=...)` to finish. None for HNSW (its graph is cloned in `capture`).
+        A prepared copy that is not captured must go back through `abort_capture`."""
+        if self.kind != "flat":
+            return None
+        with self.lock.read():  # excludes writers: the store starts recording written rows
+            return self._store.begin_copy()
+
+    def abort_capture(self, prepared: FlatCopy) -> None:
+        with self.lock.read():  # a writer must not see the recording stop halfway
+            prepared.abort()
+
+    def capture(
+        self, *, last_seq: int, model_version: str, prepared: FlatCopy | None = None
+    ) -> IndexSnapshot:
         """The index as of `last_seq`, copied under the read lock: the only part of a snapshot
-        that must not overlap a write. A flat index is copied as two arrays (a memcpy), an HNSW
-        graph with `faiss.clone_index` (3-8x faster than serialising it, which at 1M movies held
-        writes for 7 s: docs/PERFORMANCE.md); `IndexSnapshot.write` serialises the copy later,
-        with hashing and disk I/O."""
+        that must not overlap a write. A flat index finishes `prepared` (re-copying only the rows
+        written since it began) or copies its two arrays whole; an HNSW graph is copied with
+        `faiss.clone_index` (3-8x faster than serialising it, which at 1M movies held writes for
+        7 s: docs/PERFORMANCE.md). `IndexSnapshot.write` hashes and writes the copy later."""
         with self.lock.read():
             if self.kind == "flat":
-                xb, ids = self._store.view()
-                rows = [ids.astype("<i8"), xb.astype("<f4")]  # copies: the FLAT_RAW layout
+                if prepared is not None and prepared.store is self._store:
+                    ids, xb = prepared.finish()
+                else:  # no copy prepared, or the store was replaced (reindex) since
+                    if prepared is not None:
+                        prepared.abort()
+                    xb, ids = (a.copy() for a in self._store.view())
+                rows = [ids, xb]  # the FLAT_RAW layout
                 serialize: Callable[[], Sequence[np.ndarray]] = partial(list, rows)
                 form = FLAT_RAW
             else:

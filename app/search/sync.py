@@ -12,6 +12,7 @@ from tqdm import tqdm
 from app.failpoints import failpoint
 from app.movies.models import MovieVector
 from app.movies.repository import MovieRepository
+from app.search.flat_store import FlatCopy
 from app.search.index import IndexSnapshot, SnapshotError
 from app.state import AppState
 
@@ -75,16 +76,21 @@ def snapshot(state: AppState, last_seq: int | None = None) -> None:
     capture_snapshot(state, last_seq).write(state.settings.index_dir)
 
 
-def capture_snapshot(state: AppState, last_seq: int | None = None) -> IndexSnapshot:
+def capture_snapshot(
+    state: AppState, last_seq: int | None = None, prepared: FlatCopy | None = None
+) -> IndexSnapshot:
     """The index and the change-log sequence it reflects. Callers hold the write lock, so no
-    change slips in between; writing the result to disk can happen after they let go."""
+    change slips in between; writing the result to disk can happen after they let go.
+    `prepared`: a flat copy bulk-copied before the lock was taken (VectorIndex.prepare_capture)."""
     if state.index.needs_compaction():
         state.index.compact()
     if last_seq is None:
         with state.sessions() as session:
             last_seq = MovieRepository(session).last_seq()
     state.changes_since_snapshot = 0
-    return state.index.capture(last_seq=last_seq, model_version=state.model_version)
+    return state.index.capture(
+        last_seq=last_seq, model_version=state.model_version, prepared=prepared
+    )
 
 
 def stale_vector_count(state: AppState) -> int:

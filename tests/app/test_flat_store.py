@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from app.search.flat_store import FlatStore
 
@@ -60,3 +61,41 @@ def test_empty_and_full_flat_snapshots_load_back(tmp_path):
         assert loaded.ids() == set(range(n))
         for i in range(n):
             np.testing.assert_array_equal(loaded.vector(i), vectors[i])
+
+
+def test_a_copy_taken_mostly_without_the_lock_equals_the_store_at_finish():
+    """begin_copy, writes, bulk, more writes (growth past the headroom, deletes that move rows),
+    finish: the copy must be exactly the store's rows at finish, whatever ran in between."""
+    rng = np.random.default_rng(1)
+
+    def random_writes(store: FlatStore, count: int) -> None:
+        for _ in range(count):
+            if rng.random() < 0.6:
+                ids = rng.integers(0, 3000, rng.integers(1, 40))
+                store.upsert(ids, rng.normal(size=(len(ids), 4)).astype(np.float32))
+            else:
+                store.remove(rng.integers(0, 3000, rng.integers(1, 30)).tolist())
+
+    for trial in range(20):
+        store = FlatStore(4)
+        store.upsert(np.arange(1000), rng.normal(size=(1000, 4)).astype(np.float32))
+        copy = store.begin_copy()
+        random_writes(store, int(rng.integers(0, 20)))
+        copy.bulk()
+        random_writes(store, int(rng.integers(0, 60)))  # enough to outgrow the copy's headroom
+        ids, xb = copy.finish()
+        want_xb, want_ids = store.view()
+        np.testing.assert_array_equal(ids, want_ids, err_msg=f"trial {trial}")
+        np.testing.assert_array_equal(xb, want_xb, err_msg=f"trial {trial}")
+        assert store._written is None  # recording stopped
+    copy = store.begin_copy()  # finished without a bulk copy: copies everything then
+    store.upsert(np.array([7]), np.ones((1, 4), np.float32))
+    ids, xb = copy.finish()
+    np.testing.assert_array_equal(ids, store.view()[1])
+    np.testing.assert_array_equal(xb, store.view()[0])
+    store.upsert(np.array([1]), np.ones((1, 4), np.float32))
+    copy = store.begin_copy()
+    with pytest.raises(RuntimeError):
+        store.begin_copy()  # one copy at a time
+    copy.abort()
+    store.begin_copy().abort()  # a new copy can start after an abort
