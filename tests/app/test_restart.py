@@ -1,5 +1,7 @@
 """Restarting gives the same answers; a missing or corrupt snapshot is rebuilt from the database."""
 
+import pytest
+
 from app.search.index import INDEX_FILE, MANIFEST_FILE
 from tests.app.util import post_movie
 
@@ -14,9 +16,12 @@ def answers(client, ids):
     }
 
 
-def test_restart_snapshot_and_rebuild(make_client, database_url, tmp_path):
+@pytest.mark.parametrize("index_kind", ["flat", "hnsw"])
+def test_restart_snapshot_and_rebuild(make_client, database_url, tmp_path, index_kind):
+    """Background snapshots while writing (every 4 changes), the shutdown snapshot, a restart
+    from it, a rebuild without it and with a corrupt manifest: the same answers each time."""
     data_dir = tmp_path / "svc"
-    first = make_client(database_url, data_dir=data_dir, snapshot_every=4)
+    first = make_client(database_url, data_dir=data_dir, snapshot_every=4, index_kind=index_kind)
     ids = [
         post_movie(
             first,
@@ -32,18 +37,18 @@ def test_restart_snapshot_and_rebuild(make_client, database_url, tmp_path):
     expected = answers(first, ids)
     first.__exit__(None, None, None)  # clean shutdown writes a snapshot
 
-    again = make_client(database_url, data_dir=data_dir)
+    again = make_client(database_url, data_dir=data_dir, index_kind=index_kind)
     assert answers(again, ids) == expected
     assert again.get("/ready").json()["index_consistent"]
     again.__exit__(None, None, None)
 
     (data_dir / "index" / INDEX_FILE).unlink()
-    rebuilt = make_client(database_url, data_dir=data_dir)
+    rebuilt = make_client(database_url, data_dir=data_dir, index_kind=index_kind)
     assert answers(rebuilt, ids) == expected
     rebuilt.__exit__(None, None, None)
 
     (data_dir / "index" / MANIFEST_FILE).write_text("garbage")
-    corrupt = make_client(database_url, data_dir=data_dir)
+    corrupt = make_client(database_url, data_dir=data_dir, index_kind=index_kind)
     assert answers(corrupt, ids) == expected
 
 
