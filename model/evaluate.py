@@ -13,7 +13,9 @@ from model.config import FusionConfig
 from model.data import Dataset, Split, relevance, restrict, split_ids
 from model.embedder import EmbedderSpec, MovieEmbedder
 from model.features import FeatureCache
+from model.fusion import RandomProjection
 from model.metrics import KS, retrieval_metrics
+from model.projection import fit_pca_projection
 from model.train import FeatureTable, embed_table
 
 
@@ -57,6 +59,26 @@ def untrained_vectors(cache: FeatureCache, train_ids: list[int], ids: list[int],
     return embed_table(model, FeatureTable(cache, ids, torch.device("cpu")))
 
 
+PCA_DIM = 256
+PCA_METHOD = f"PCA-{PCA_DIM} of concat features (label-free, fitted on train)"
+FALLBACK_METHOD = "service default without a checkpoint: fixed random projection to 256"
+
+
+def fallback_vectors(text: np.ndarray, image: np.ndarray, seed: int = 0) -> np.ndarray:
+    """What the service serves with no MOVIEREC_FUSION_CHECKPOINT (its seed is 0 too)."""
+    projection = RandomProjection(text.shape[1], image.shape[1], seed=seed)
+    with torch.no_grad():
+        return projection(torch.from_numpy(text).float(), torch.from_numpy(image).float()).numpy()
+
+
+def pca_vectors(cache: FeatureCache, train_ids: list[int], ids: list[int]) -> np.ndarray:
+    """`movierec fit-projection --split train` applied to `ids`: what a label-free checkpoint
+    fitted on the training movies gives unseen ones."""
+    fit_rows = cache.rows(train_ids)
+    model = fit_pca_projection(cache.text[fit_rows], cache.image[fit_rows], PCA_DIM).model
+    return embed_table(model, FeatureTable(cache, ids, torch.device("cpu")))
+
+
 def evaluate_methods(
     cache: FeatureCache,
     dataset: Dataset,
@@ -79,6 +101,10 @@ def evaluate_methods(
         results["untrained: concat -> random FC 256"] = retrieval_metrics(
             untrained_vectors(cache, split.train, ids, seed), ids, rel
         )
+        results[FALLBACK_METHOD] = retrieval_metrics(fallback_vectors(text, image), ids, rel)
+        if len(split.train) > PCA_DIM:  # a 256-d PCA needs more movies than dimensions
+            pca = pca_vectors(cache, split.train, ids)
+            results[PCA_METHOD] = retrieval_metrics(pca, ids, rel)
         results["K-NN on 2-D PCA"] = retrieval_metrics(
             None,
             ids,

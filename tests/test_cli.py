@@ -54,6 +54,7 @@ COMMANDS = [
     "api-key",
     "features",
     "train",
+    "fit-projection",
     "evaluate",
     "plot",
 ]
@@ -65,6 +66,13 @@ def test_every_subcommand_has_help(command, capsys):
         build_parser().parse_args([command, "--help"])
     assert exc.value.code == 0
     assert "usage: movierec " + command in capsys.readouterr().out
+
+
+def test_fit_projection_refuses_a_catalogue_smaller_than_its_dimensions(pipeline, capsys):
+    out = pipeline["root"] / "pca"
+    code = cli("fit-projection", pipeline["ds"], "--features", pipeline["features"], "--out", out)
+    assert code == 2 and not out.exists()
+    assert "needs more than 256 movies, got 40" in capsys.readouterr().err
 
 
 def test_console_script_is_installed():
@@ -108,7 +116,8 @@ def test_features_train_evaluate_plot(pipeline, capsys):
         "K-NN on 2-D PCA",
         "untrained: concat -> random FC 256",
         "cosine on concat features (training-free)",
-    } == set(results)
+        "service default without a checkpoint: fixed random projection to 256",
+    } == set(results)  # no PCA row: 26 training movies cannot fit 256 components
     assert "| mine |" in out.with_suffix(".md").read_text()
     png = pipeline["root"] / "pca.png"
     assert (
