@@ -13,7 +13,7 @@ from model.config import FusionConfig
 from model.data import Dataset, Split, relevance, restrict, split_ids
 from model.embedder import EmbedderSpec, MovieEmbedder
 from model.features import FeatureCache
-from model.fusion import RandomProjection
+from model.fusion import FALLBACK_SEED, RandomProjection
 from model.metrics import KS, retrieval_metrics
 from model.projection import fit_pca_projection
 from model.train import FeatureTable, embed_table
@@ -64,8 +64,8 @@ PCA_METHOD = f"PCA-{PCA_DIM} of concat features (label-free, fitted on train)"
 FALLBACK_METHOD = "service default without a checkpoint: fixed random projection to 256"
 
 
-def fallback_vectors(text: np.ndarray, image: np.ndarray, seed: int = 0) -> np.ndarray:
-    """What the service serves with no MOVIEREC_FUSION_CHECKPOINT (its seed is 0 too)."""
+def fallback_vectors(text: np.ndarray, image: np.ndarray, seed: int = FALLBACK_SEED) -> np.ndarray:
+    """What the service serves with no MOVIEREC_FUSION_CHECKPOINT."""
     projection = RandomProjection(text.shape[1], image.shape[1], seed=seed)
     with torch.no_grad():
         return projection(torch.from_numpy(text).float(), torch.from_numpy(image).float()).numpy()

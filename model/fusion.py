@@ -62,6 +62,9 @@ class ConcatLinear(nn.Module):
         return F.normalize(self.linear(torch.cat([text, image], dim=1)), dim=1)
 
 
+FALLBACK_SEED = 0  # the service's projection when no fusion checkpoint is configured
+
+
 class RandomProjection(nn.Module):
     """Training-free fallback: L2-normalise each modality, concat, fixed seeded Gaussian projection.
 

@@ -15,12 +15,11 @@ from app.config import Settings
 from model.checkpoint import checkpoint_version, load_checkpoint
 from model.config import ImageEncoderConfig, TextEncoderConfig
 from model.device import resolve_device
-from model.fusion import RandomProjection
+from model.fusion import FALLBACK_SEED, RandomProjection
 from model.image import ImageEncoder
 from model.text import TextEncoder
 
 log = logging.getLogger("movierec.embedder")
-FALLBACK_SEED = 0
 
 
 @dataclass
