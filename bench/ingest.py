@@ -18,6 +18,7 @@ Posters and plots come from the dev dataset (--dataset).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import sys
 import tempfile
@@ -73,7 +74,7 @@ def main() -> None:
         "images_per_movie": args.images_per_movie,
         "encoders": args.encoders,
         "device": args.device,
-        "cuda_graphs": os.environ.get("MOVIEREC_CUDA_GRAPHS", "false"),  # CUDA only
+        "cuda_graphs": settings_from_env({}, Path(".")).cuda_graphs,  # as the servers read it
     }
     with tempfile.TemporaryDirectory() as tmp:
         models = encoder_settings(args.encoders, Path(tmp)) | {"MOVIEREC_DEVICE": args.device}
@@ -260,12 +261,13 @@ def http_throughput(batch, models: dict[str, str], work: Path, profile: Path | N
             rss_loaded = rss_mib(server.proc.pid)  # models loaded, empty catalogue
             with httpx.Client(base_url=server.url, timeout=300) as c:
                 post(c, batch[0], "warm")
-            if profile is None:
+            sampled = (
+                SampledProfile(server.proc.pid, profile / f"ingest-{clients}-clients-gil")
+                if profile is not None
+                else None
+            )
+            with sampled or contextlib.nullcontext():
                 seconds = run_clients(server.url, batch, clients)
-            else:
-                stem = profile / f"ingest-{clients}-clients-gil"
-                with SampledProfile(server.proc.pid, stem) as sampled:
-                    seconds = run_clients(server.url, batch, clients)
             rss_end = rss_mib(server.proc.pid)
         finally:
             server.stop()
@@ -278,7 +280,7 @@ def http_throughput(batch, models: dict[str, str], work: Path, profile: Path | N
             "server_rss_mib_end": rss_end,
             "db_bytes_per_movie": db.stat().st_size / (len(batch) + 1),
         }
-        if profile is not None and sampled.summary:  # who holds the GIL, and where
+        if sampled is not None and sampled.summary:  # who holds the GIL, and where
             summary = sampled.summary
             out[str(clients)]["gil_profile"] = {
                 "samples": summary["samples"],

@@ -10,7 +10,9 @@ from typing import Any
 
 import torch
 
+from model.data import Dataset
 from model.embedder import EmbedderSpec, MovieEmbedder
+from model.features import FeatureCache
 
 FORMAT = "movierec-fusion/1"
 
@@ -41,6 +43,17 @@ def save_checkpoint(
     else:
         tmp.replace(directory)
     return directory
+
+
+def provenance(cache: FeatureCache, dataset: Dataset) -> dict[str, Any]:
+    """What any checkpoint records about its inputs: the encoders whose features it expects
+    (the service checks them) and the data it was fitted on."""
+    return {
+        "text_model": cache.meta.get("text_model"),
+        "image_model": cache.meta.get("image_model"),
+        "image_size": cache.meta.get("image_size"),
+        "data": {"fingerprint": dataset.fingerprint(), "movies": len(dataset.movies)},
+    }
 
 
 def load_checkpoint(directory: str | Path, device: str | torch.device = "cpu"):

@@ -210,7 +210,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def cmd_fit_projection(args: argparse.Namespace) -> int:
-    from model.checkpoint import save_checkpoint
+    from model.checkpoint import provenance, save_checkpoint
     from model.data import load_dataset, split_ids
     from model.features import FeatureCache
     from model.projection import fit_pca_projection
@@ -229,9 +229,7 @@ def cmd_fit_projection(args: argparse.Namespace) -> int:
     except ValueError as exc:
         return _fail(str(exc))
     extra = {
-        "text_model": cache.meta.get("text_model"),
-        "image_model": cache.meta.get("image_model"),
-        "image_size": cache.meta.get("image_size"),
+        **provenance(cache, dataset),
         "method": "pca",
         "fit": {
             "split": args.split,
@@ -239,7 +237,6 @@ def cmd_fit_projection(args: argparse.Namespace) -> int:
             "movies": fitted.movies,
             "explained_variance": fitted.explained_variance,
         },
-        "data": {"fingerprint": dataset.fingerprint(), "movies": len(dataset.movies)},
     }
     save_checkpoint(args.out, fitted.model, extra=extra)
     print(

@@ -89,12 +89,22 @@ class MovieEmbedder(nn.Module):
         self.in_mean[t_dim:] = image.mean(0)
         self.in_std[t_dim:] = image.std(0).clamp_min(1e-6)
 
-    def forward(self, text: torch.Tensor, image: torch.Tensor) -> torch.Tensor:
+    @property
+    def l2_scale(self) -> float:
+        """input_norm="l2" multiplies each unit-length modality by this: unit RMS per feature,
+        both modalities weighted equally."""
+        return (self.spec.fusion.in_dim / 2) ** 0.5
+
+    def head_input(self, text: torch.Tensor, image: torch.Tensor) -> torch.Tensor:
+        """(B, T+I): the features as the head sees them, after `input_norm`."""
         if self.text_tower is not None:
             text = self.text_tower(text)
-        t_dim = self.spec.fusion.text_dim
         if self.spec.input_norm == "l2":
-            scale = (self.spec.fusion.in_dim / 2) ** 0.5  # unit RMS per feature, modalities equal
+            scale = self.l2_scale
             text, image = F.normalize(text, dim=1) * scale, F.normalize(image, dim=1) * scale
-        x = (torch.cat([text, image], dim=1) - self.in_mean) / self.in_std
+        return (torch.cat([text, image], dim=1) - self.in_mean) / self.in_std
+
+    def forward(self, text: torch.Tensor, image: torch.Tensor) -> torch.Tensor:
+        x = self.head_input(text, image)
+        t_dim = self.spec.fusion.text_dim
         return self.head(x[:, :t_dim], x[:, t_dim:])  # (B, out_dim), unit norm

@@ -15,17 +15,14 @@ from model.embedder import EmbedderSpec, MovieEmbedder
 from model.features import FeatureCache
 from model.fusion import FALLBACK_SEED, RandomProjection
 from model.metrics import KS, retrieval_metrics
-from model.projection import fit_pca_projection
+from model.projection import fit_pca_projection, unit_concat
 from model.train import FeatureTable, embed_table
-
-
-def _unit(x: np.ndarray) -> np.ndarray:
-    return x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
 
 
 def concat_cosine_vectors(text: np.ndarray, image: np.ndarray) -> np.ndarray:
     """The training-free baseline a user tries first: unit text ; unit image, then unit overall."""
-    return _unit(np.concatenate([_unit(text), _unit(image)], axis=1))
+    x = unit_concat(text, image)
+    return (x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)).astype(np.float32)
 
 
 def _standardised_concat(cache: FeatureCache, train_ids: list[int], ids: list[int]) -> np.ndarray:

@@ -72,7 +72,7 @@ class ImageEncoder(nn.Module):
         self.graphed: GraphedForward | None = None
         if self.device.type == "cuda" and config.cuda_graphs:
             self.graphed = GraphedForward(
-                self._forward_pixels,
+                self._forward,
                 sample_shape=tuple(data_cfg["input_size"]),
                 dtype=torch.uint8,
                 device=self.device,
@@ -107,26 +107,23 @@ class ImageEncoder(nn.Module):
         x = pixels.to(self.device, non_blocking=True).float().div_(255.0)
         return (x - self._mean) / self._std
 
-    def _forward_pixels(self, pixels: torch.Tensor) -> torch.Tensor:
-        """uint8 pixels on the device -> float32 features; what a CUDA graph captures."""
-        x = self.normalize(pixels).contiguous(memory_format=torch.channels_last)
+    def _forward(self, pixels: torch.Tensor) -> torch.Tensor:
+        """(N, 3, H, W) float input, or uint8 from `prepare` -> float32 features on the device.
+        The one forward path: eager, and what a CUDA graph captures (autocast without its weight
+        cache, which must not outlive a capture)."""
+        x = self.normalize(pixels) if pixels.dtype == torch.uint8 else pixels.to(self.device)
+        if self.device.type == "cuda":
+            x = x.contiguous(memory_format=torch.channels_last)
         with autocast_context(self.device, cache=False):
             return self.model(x).float()
 
     @torch.inference_mode()
     def encode_tensors(self, pixels: torch.Tensor) -> np.ndarray:
         """(N, 3, H, W) preprocessed (floats, or uint8 from `prepare`) -> (N, D); batching is
-        the caller's job."""
+        the caller's job. uint8 batches replay a CUDA graph when graphs are on."""
         if pixels.dtype == torch.uint8 and self.graphed is not None:
             return self.graphed(pixels).cpu().numpy()
-        if pixels.dtype == torch.uint8:
-            pixels = self.normalize(pixels)
-        pixels = pixels.to(self.device)
-        if self.device.type == "cuda":
-            pixels = pixels.contiguous(memory_format=torch.channels_last)
-        with autocast_context(self.device):
-            feats = self.model(pixels)
-        return feats.float().cpu().numpy()
+        return self._forward(pixels).cpu().numpy()
 
     def _encode_in_batches(self, pixels: torch.Tensor, batch_size: int | None) -> np.ndarray:
         size = batch_size or self.config.batch_size

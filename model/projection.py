@@ -62,11 +62,9 @@ def fit_pca_projection(text: np.ndarray, image: np.ndarray, out_dim: int = 256) 
 
     fusion = FusionConfig(text_dim=text.shape[1], image_dim=image.shape[1], out_dim=out_dim)
     model = MovieEmbedder(EmbedderSpec(fusion=fusion, head="linear", input_norm="l2"))
-    # MovieEmbedder scales each unit modality by sqrt(dim / 2) before the head: undo it here.
-    scale = (dim / 2) ** 0.5
     assert isinstance(model.head, ConcatLinear)
-    with torch.no_grad():
+    with torch.no_grad():  # the head sees the unit modalities times l2_scale: undo it here
         linear = model.head.linear
-        linear.weight.copy_(torch.from_numpy(components.T / scale))
+        linear.weight.copy_(torch.from_numpy(components.T / model.l2_scale))
         linear.bias.copy_(torch.from_numpy(-(mean @ components)))
     return FittedProjection(model.eval(), n, explained)

@@ -15,7 +15,7 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
-from model.checkpoint import save_checkpoint
+from model.checkpoint import provenance, save_checkpoint
 from model.config import FusionConfig, TrainConfig, fusion_preset
 from model.data import Dataset, Split, TripletSampler, relevance, restrict, split_ids, undirected
 from model.device import resolve_device
@@ -312,11 +312,8 @@ def _validate(
 
 def _checkpoint_extra(cache, dataset, cfg, preset, result) -> dict[str, Any]:
     return {
-        "text_model": cache.meta.get("text_model"),
-        "image_model": cache.meta.get("image_model"),
-        "image_size": cache.meta.get("image_size"),
+        **provenance(cache, dataset),
         "preset": preset,
         "train": asdict(cfg),
-        "data": {"fingerprint": dataset.fingerprint(), "movies": len(dataset.movies)},
         "result": asdict(result),
     }

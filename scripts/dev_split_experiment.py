@@ -27,6 +27,7 @@ import torch.nn.functional as F
 from model.config import fusion_preset, scaled_lr
 from model.data import TripletSampler, load_dataset, relevance, restrict, split_ids, undirected
 from model.embedder import EmbedderSpec, MovieEmbedder
+from model.evaluate import concat_cosine_vectors
 from model.features import FeatureCache
 from model.losses import ImprovedTripletLoss
 from model.metrics import retrieval_metrics
@@ -35,10 +36,9 @@ from model.train import FeatureTable, batch_loss, embed_table
 DATASET = Path(__file__).resolve().parents[2] / "shared" / "data" / "tmdb-similar"
 
 
-def unit_concat(text: torch.Tensor, image: torch.Tensor) -> torch.Tensor:
-    """The training-free baseline's geometry: unit text ; unit image, unit overall."""
-    both = torch.cat([F.normalize(text, dim=1), F.normalize(image, dim=1)], 1)
-    return F.normalize(both, dim=1)
+def cosine_geometry(text: torch.Tensor, image: torch.Tensor) -> torch.Tensor:
+    """The training-free baseline's vectors (what `movierec evaluate` ranks it by)."""
+    return torch.from_numpy(concat_cosine_vectors(text.numpy(), image.numpy()))
 
 
 def geometry_loss(kind: str, emb: torch.Tensor, target: torch.Tensor, temp: float = 0.05):
@@ -55,9 +55,7 @@ def geometry_loss(kind: str, emb: torch.Tensor, target: torch.Tensor, temp: floa
 @torch.no_grad()
 def data_init(model: MovieEmbedder, text: torch.Tensor, image: torch.Tensor) -> None:
     net = model.head
-    scale = (model.spec.fusion.in_dim / 2) ** 0.5
-    x = torch.cat([F.normalize(text, dim=1) * scale, F.normalize(image, dim=1) * scale], 1)
-    x = x.unsqueeze(1)
+    x = model.head_input(text, image).unsqueeze(1)
     for layer in net.features:
         if isinstance(layer, torch.nn.Conv1d):
             y = layer(x)
@@ -101,14 +99,14 @@ def main() -> None:
     model = MovieEmbedder(spec)
     if args.data_init and args.head == "conv":
         data_init(model, train.text, train.image)
-    target = unit_concat(train.text, train.image)
+    target = cosine_geometry(train.text, train.image)
     triplet = ImprovedTripletLoss("euclidean")
     opt = torch.optim.Adam(model.parameters(), lr=args.lr)
 
     def held_recall() -> float:
         return retrieval_metrics(embed_table(model, held), held_ids, held_rel)["thesis_recall@20"]
 
-    cosine = retrieval_metrics(unit_concat(held.text, held.image).numpy(), held_ids, held_rel)[
+    cosine = retrieval_metrics(cosine_geometry(held.text, held.image).numpy(), held_ids, held_rel)[
         "thesis_recall@20"
     ]
     print(f"held-out Recall@20: training-free cosine {cosine:.3f}, untrained {held_recall():.3f}")

@@ -137,16 +137,12 @@ class FlatCopy:
         store = self.store
         written = store.end_copy()
         n = store.n
-        if not self._bulk_done:  # nothing copied yet: copy it all, here
-            xb, ids = store.view()
-            return ids.copy(), xb.copy()
-        if n > len(self._ids):  # the store outgrew the headroom while the bulk copy ran
-            grown_xb = np.empty((n, store.dim), np.float32)
-            grown_ids = np.empty(n, np.int64)
-            grown_xb[: self._n], grown_ids[: self._n] = self._xb[: self._n], self._ids[: self._n]
-            self._xb, self._ids = grown_xb, grown_ids
-        rows = np.fromiter((r for r in written if r < n), np.int64)
         live_xb, live_ids = store.view()
+        if not self._bulk_done or n > len(self._ids):
+            # nothing copied yet, or the store outgrew the copy's headroom meanwhile (rare):
+            # copy it all here rather than grow the copy
+            return live_ids.copy(), live_xb.copy()
+        rows = np.fromiter((r for r in written if r < n), np.int64)
         self._xb[rows], self._ids[rows] = live_xb[rows], live_ids[rows]
         return self._ids[:n], self._xb[:n]
 

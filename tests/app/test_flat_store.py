@@ -76,6 +76,7 @@ def test_a_copy_taken_mostly_without_the_lock_equals_the_store_at_finish():
             else:
                 store.remove(rng.integers(0, 3000, rng.integers(1, 30)).tolist())
 
+    paths = set()  # which way each finish went: re-copying the written rows, or copying it all
     for trial in range(20):
         store = FlatStore(4)
         store.upsert(np.arange(1000), rng.normal(size=(1000, 4)).astype(np.float32))
@@ -84,10 +85,12 @@ def test_a_copy_taken_mostly_without_the_lock_equals_the_store_at_finish():
         copy.bulk()
         random_writes(store, int(rng.integers(0, 60)))  # enough to outgrow the copy's headroom
         ids, xb = copy.finish()
+        paths.add("rows" if np.shares_memory(ids, copy._ids) else "all")
         want_xb, want_ids = store.view()
         np.testing.assert_array_equal(ids, want_ids, err_msg=f"trial {trial}")
         np.testing.assert_array_equal(xb, want_xb, err_msg=f"trial {trial}")
         assert store._written is None  # recording stopped
+    assert paths == {"rows", "all"}
     copy = store.begin_copy()  # finished without a bulk copy: copies everything then
     store.upsert(np.array([7]), np.ones((1, 4), np.float32))
     ids, xb = copy.finish()
