@@ -104,6 +104,7 @@ def make_lifespan(
             yield
         finally:
             state.batcher.close()
+            state.index.stop_compactions()  # a rebuild of a large graph takes minutes
             state.maintenance.shutdown(wait=True)  # queued snapshots land before the last one
             with state.write_lock:
                 snapshot(state)

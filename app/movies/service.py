@@ -19,7 +19,7 @@ from app.movies.models import Movie, MovieFeatures, MovieVector
 from app.movies.repository import MovieCard, MovieRepository, from_bytes, to_bytes
 from app.movies.schemas import GenreGroupRef, MovieRead
 from app.movies.text import clean_text
-from app.search.sync import capture_snapshot
+from app.search.sync import capture_snapshot, compact_if_needed
 from app.state import AppState
 from app.stopwatch import Stopwatch
 from model.genres import GENRE_GROUPS
@@ -155,12 +155,13 @@ def _count_change(state: AppState) -> None:
 
 
 def _snapshot_in_background(state: AppState) -> None:
-    """On the maintenance thread: copy the index with writes held up only for the rows written
-    during the copy (flat; an HNSW graph is cloned under the write lock), then hash, write and
-    fsync it and re-sample the calibration with no lock held, so no write waits for the disk
-    (1 GB at 1M movies)."""
+    """On the maintenance thread: compact an HNSW graph that needs it (writes go on meanwhile),
+    copy the index with writes held up only for the rows written during the copy (flat; an HNSW
+    graph is cloned under the write lock), then hash, write and fsync it and re-sample the
+    calibration with no lock held, so no write waits for the disk (1 GB at 1M movies)."""
     prepared = None
     try:
+        compact_if_needed(state)
         prepared = state.index.prepare_capture()
         if prepared is not None:
             prepared.bulk()  # no lock held: writes go on, the store records their rows

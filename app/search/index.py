@@ -4,7 +4,8 @@ flat: exact, in a FlatStore (numpy; O(1) replace and delete), snapshotted as its
 (FLAT_RAW: the ids, then the vectors; snapshots written before session 5 are FAISS IndexIDMap2
 and still load). hnsw: FAISS IndexIDMap2(IndexHNSWFlat), approximate, for large catalogues; HNSW
 cannot remove, so deleted ids are tombstoned and filtered, replaced ids are re-added and
-candidates are rescored with their current vector. Snapshots compact tombstones away.
+candidates are rescored with their current vector. Past 10 % of the graph, the maintenance thread
+rebuilds it from the live vectors while writes go on (`compact`).
 """
 
 from __future__ import annotations
@@ -12,7 +13,8 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from collections.abc import Callable, Sequence
+import threading
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
@@ -45,6 +47,17 @@ class Manifest:
     kind: str
     removed: list[int]
     format: str = FAISS_FORMAT  # manifests before session 5 have no format: FAISS
+
+
+@dataclass
+class Compaction:
+    """An HNSW graph being rebuilt from the live vectors (`VectorIndex.begin_compaction`). From
+    its start the index records every id written, and those are re-applied to the new graph
+    before it replaces the old one, so writes never wait for the rebuild itself."""
+
+    base: faiss.Index  # the graph being replaced: if a replace_all swaps it meanwhile, give up
+    fresh: VectorIndex
+    pending: list[np.ndarray]  # chunks of live ids not copied yet
 
 
 @dataclass
@@ -85,6 +98,33 @@ class IndexSnapshot:
         return manifest
 
 
+def _apply_writes(
+    fresh: VectorIndex, touched: set[int], live: np.ndarray, vectors: np.ndarray
+) -> None:
+    """Bring `fresh` up to date for the `touched` ids: the `live` ones get their current
+    `vectors`, the others were deleted."""
+    if len(live):
+        fresh.upsert(live, vectors)
+    gone = touched.difference(live.tolist())
+    if gone:
+        fresh.remove(sorted(gone))
+
+
+def _leave_room_to_grow(index: faiss.IndexIDMap2) -> None:
+    """A deserialised HNSW index's arrays are exactly full, so the first add after a load copied
+    all of them into bigger ones, under the write lock (0.7 s at 1M movies in one process, 2.4-2.9
+    s in the service). Growing each by one element and back does that copy now, at load: the
+    capacity doubles, and the pages past the copied elements are never written, so they cost
+    address space, not resident memory (docs/PERFORMANCE.md section 1)."""
+    inner = faiss.downcast_index(index.index)
+    hnsw, storage = inner.hnsw, faiss.downcast_index(inner.storage)
+    for array in (index.id_map, hnsw.levels, hnsw.offsets, hnsw.neighbors, storage.codes):
+        if getattr(array, "is_owned", True):  # a memory-mapped FAISS array cannot grow
+            size = array.size()
+            array.resize(size + 1)
+            array.resize(size)
+
+
 def _fsync_dir(path: Path) -> None:
     fd = os.open(path, os.O_RDONLY)
     try:
@@ -121,6 +161,8 @@ class VectorIndex:
         self._hnsw_live: set[int] = set()  # hnsw: ids in the graph that are not tombstoned
         self._removed: set[int] = set()  # hnsw tombstones
         self._stale = 0  # hnsw: replaced vectors still in the graph
+        self._touched: set[int] | None = None  # hnsw: ids written while a Compaction runs
+        self._compactions_stopped = threading.Event()
 
     @property
     def _live(self) -> set[int] | dict[int, int]:
@@ -154,10 +196,13 @@ class VectorIndex:
             if self.kind == "flat":
                 self._store.upsert(ids, vectors)
                 return
-            self._stale += sum(1 for i in ids.tolist() if i in self._hnsw_live)
+            id_list = ids.tolist()
+            self._stale += sum(1 for i in id_list if i in self._hnsw_live)
             self._index.add_with_ids(vectors, ids)
-            self._hnsw_live.update(ids.tolist())
-            self._removed.difference_update(ids.tolist())
+            self._hnsw_live.update(id_list)
+            self._removed.difference_update(id_list)
+            if self._touched is not None:
+                self._touched.update(id_list)
 
     def remove(self, ids: list[int]) -> None:
         with self.lock.write():
@@ -169,6 +214,8 @@ class VectorIndex:
                 return
             self._removed.update(gone)
             self._hnsw_live.difference_update(gone)
+            if self._touched is not None:
+                self._touched.update(gone)
 
     def replace_all(self, ids: np.ndarray, vectors: np.ndarray) -> None:
         """Build a fresh index off to the side, then swap it in (reads never see a half index)."""
@@ -185,16 +232,88 @@ class VectorIndex:
             self._index.ntotal, 1
         )
 
-    def compact(self) -> None:
-        """Rebuild the HNSW graph from the live vectors (drops tombstones and stale copies)."""
+    def compact(self, *, settle: int = 256, max_rounds: int = 8, chunk: int = 50_000) -> bool:
+        """Rebuild the HNSW graph from the live vectors (drops tombstones and stale copies) with
+        writes going on. The vectors are read in chunks under the read lock and added to a new
+        graph with no lock held (at 100k movies the build takes 5 s, at 1M minutes); the ids
+        written meanwhile are re-applied in rounds until a round sees at most `settle` of them,
+        and only the last round runs under the write lock, just before the swap. False when a
+        `replace_all` overtook the rebuild (its index stays) or `stop_compactions` stopped it."""
+        if self._compactions_stopped.is_set():
+            return False
+        job = self.begin_compaction(chunk)
+        try:
+            while not self._compactions_stopped.is_set() and self.compaction_copy(job):
+                pass
+            for _ in range(max_rounds):
+                if self._compactions_stopped.is_set() or self.compaction_catch_up(job) <= settle:
+                    break
+        except BaseException:
+            self.abort_compaction()
+            raise
+        if self._compactions_stopped.is_set():
+            self.abort_compaction()
+            return False
+        return self.finish_compaction(job)
+
+    def stop_compactions(self) -> None:
+        """At shutdown: a running compaction gives up after its current chunk (at 1M movies a
+        rebuild takes minutes; the graph it would have dropped tombstones from is still
+        correct), and none starts again."""
+        self._compactions_stopped.set()
+
+    def begin_compaction(self, chunk: int = 50_000) -> Compaction:
+        if self.kind != "hnsw":
+            raise ValueError("only an HNSW index is compacted")
+        with self.lock.read():  # excludes writers: from here on every written id is recorded
+            if self._touched is not None:
+                raise RuntimeError("a compaction is already running")
+            self._touched = set()
+            ids = np.fromiter(self._hnsw_live, np.int64, len(self._hnsw_live))
+            base = self._index
+        ids.sort()
+        fresh = VectorIndex(self.dim, self.kind, self.hnsw_m, self.ef_search)
+        return Compaction(base, fresh, [ids[s : s + chunk] for s in range(0, len(ids), chunk)])
+
+    def compaction_copy(self, job: Compaction) -> bool:
+        """Copy the next chunk of live vectors into the new graph; True while chunks remain.
+        Ids written since the start are copied again by the catch-up, whatever this read."""
+        if job.pending:
+            with self.lock.read():
+                ids, vectors = self._current(job.pending.pop(0).tolist())
+            if len(ids):
+                job.fresh.upsert(ids, vectors)  # the expensive part: no lock of ours held
+        return bool(job.pending)
+
+    def compaction_catch_up(self, job: Compaction) -> int:
+        """Re-apply the ids written since the last round to the new graph, with no lock held
+        while it is updated; returns how many there were."""
         with self.lock.read():
-            ids = np.array(sorted(self._live), dtype=np.int64)
-            vectors = (
-                np.stack([self._index.reconstruct(int(i)) for i in ids])
-                if len(ids)
-                else np.zeros((0, self.dim), np.float32)
-            )
-        self.replace_all(ids, vectors)
+            touched, self._touched = self._touched or set(), set()
+            ids, vectors = self._current(touched)
+        _apply_writes(job.fresh, touched, ids, vectors)
+        return len(touched)
+
+    def finish_compaction(self, job: Compaction) -> bool:
+        """Under the write lock: the last writes, then the new graph replaces the old."""
+        with self.lock.write():
+            touched, self._touched = self._touched or set(), None
+            if self._index is not job.base:
+                return False
+            _apply_writes(job.fresh, touched, *self._current(touched))
+            fresh = job.fresh
+            self._index, self._hnsw_live = fresh._index, fresh._hnsw_live
+            self._removed, self._stale = fresh._removed, fresh._stale
+        return True
+
+    def abort_compaction(self) -> None:
+        with self.lock.read():
+            self._touched = None
+
+    def _current(self, ids: Iterable[int]) -> tuple[np.ndarray, np.ndarray]:
+        """HNSW: the live ones of `ids` (sorted) and their current vectors. Hold the lock."""
+        live = np.array(sorted(i for i in ids if i in self._hnsw_live), dtype=np.int64)
+        return live, self._index.reconstruct_batch(live)
 
     # -- reads (concurrent) ---------------------------------------------------------------------
     def __len__(self) -> int:
@@ -411,6 +530,7 @@ class VectorIndex:
             self._install_flat(stored_ids, xb, manifest)
             return manifest
         faiss.downcast_index(index.index).hnsw.efSearch = self.ef_search
+        _leave_room_to_grow(index)
         with self.lock.write():
             self._index, self._hnsw_live, self._removed = index, ids, set(manifest.removed)
         return manifest

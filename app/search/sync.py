@@ -81,9 +81,9 @@ def capture_snapshot(
 ) -> IndexSnapshot:
     """The index and the change-log sequence it reflects. Callers hold the write lock, so no
     change slips in between; writing the result to disk can happen after they let go.
-    `prepared`: a flat copy bulk-copied before the lock was taken (VectorIndex.prepare_capture)."""
-    if state.index.needs_compaction():
-        state.index.compact()
+    `prepared`: a flat copy bulk-copied before the lock was taken (VectorIndex.prepare_capture).
+    An HNSW graph is captured with its tombstones: it is compacted before this, off the lock
+    (`compact_if_needed`)."""
     if last_seq is None:
         with state.sessions() as session:
             last_seq = MovieRepository(session).last_seq()
@@ -91,6 +91,19 @@ def capture_snapshot(
     return state.index.capture(
         last_seq=last_seq, model_version=state.model_version, prepared=prepared
     )
+
+
+def compact_if_needed(state: AppState) -> None:
+    """Rebuild an HNSW graph whose tombstones and stale copies passed 10 % of it. Called on the
+    maintenance thread with no lock held: writes wait only for the last catch-up and the swap."""
+    if state.index.needs_compaction():
+        started = time.perf_counter()
+        swapped = state.index.compact()
+        log.info(
+            "compacted the HNSW graph in %.1fs%s",
+            time.perf_counter() - started,
+            "" if swapped else " (discarded: the index was rebuilt meanwhile)",
+        )
 
 
 def stale_vector_count(state: AppState) -> int:

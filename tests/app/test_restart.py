@@ -52,6 +52,28 @@ def test_restart_snapshot_and_rebuild(make_client, database_url, tmp_path, index
     assert answers(corrupt, ids) == expected
 
 
+def test_the_maintenance_thread_compacts_an_hnsw_graph(make_client, tmp_path):
+    """Deletes past 10 % of the graph: the next background snapshot rebuilds the graph without
+    them (off the write lock), and the snapshot it writes has no tombstones left."""
+    import json
+
+    data_dir = tmp_path / "compact"
+    client = make_client(
+        f"sqlite:///{tmp_path / 'c.db'}", data_dir=data_dir, snapshot_every=5, index_kind="hnsw"
+    )
+    state = client.app.state.movierec
+    ids = [post_movie(client, title=f"m{i}", seed=i).json()["id"] for i in range(8)]
+    for movie_id in ids[:2]:  # 2 of 8 tombstoned; the 10th change makes a snapshot due
+        assert client.delete(f"/movies/{movie_id}").status_code == 204
+    state.maintenance.submit(lambda: None).result(timeout=60)  # that snapshot has landed
+    assert state.index._index.ntotal == 6 and not state.index._removed
+    manifest = json.loads((data_dir / "index" / MANIFEST_FILE).read_text())
+    assert manifest["count"] == 6 and manifest["removed"] == []
+    assert client.get("/ready").json()["index_consistent"]
+    found = {r["movie"]["id"] for r in client.get(f"/movies/{ids[2]}/similar").json()["results"]}
+    assert found == set(ids[3:])
+
+
 def test_changes_after_the_snapshot_are_replayed(make_client, tmp_path, database_url):
     """A crash after the last snapshot: the change log brings the index up to date."""
     from app.search.sync import snapshot
