@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator, Callable
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
+from typing import TypeVar
 
 import numpy as np
 from fastapi import FastAPI
@@ -25,6 +28,7 @@ from app.state import AppState
 from model.genres import GenreMapper
 
 log = logging.getLogger("movierec")
+T = TypeVar("T")
 
 
 def build_state(settings: Settings, embedder: Embedder | None = None) -> AppState:
@@ -82,15 +86,22 @@ def load_centroids(state: AppState) -> None:
     state.centroids = centroids
 
 
+async def in_a_thread_of_its_own(fn: Callable[..., T], *args: object) -> T:
+    """Run `fn` off the event loop in a thread that ends with it. Torch keeps an OpenMP team for
+    every thread that ever ran a parallel op; a pooled thread that loaded the models would keep
+    its team for good, and with a second team alive the embedding worker's encoders got about
+    1.4 of 2 CPU cores instead of 2 (docs/PERFORMANCE.md section 3)."""
+    with ThreadPoolExecutor(1, thread_name_prefix="startup") as pool:
+        return await asyncio.wrap_future(pool.submit(fn, *args))
+
+
 def make_lifespan(
     settings: Settings, embedder_factory: Callable[[Settings], Embedder] | None = None
 ):
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        from starlette.concurrency import run_in_threadpool
-
         embedder = embedder_factory(settings) if embedder_factory else None
-        state = await run_in_threadpool(build_state, settings, embedder)
+        state = await in_a_thread_of_its_own(build_state, settings, embedder)
         app.state.movierec = state
         if app.state.keyring.open:
             log.warning(

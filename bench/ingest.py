@@ -12,7 +12,10 @@ Posters and plots come from the dev dataset (--dataset).
   - service throughput over HTTP (a real uvicorn) with 1, 4 and 8 concurrent clients;
   - the bare encoder forward on the same movies, per movie (the batch one request makes: the
     baseline for the service's overhead) and batched (16 images, 32 plots: the ceiling for
-    batching across concurrent requests).
+    batching across concurrent requests);
+  - one client against the bare per-movie forward again, alternating round by round
+    (--rounds), so that this shared machine's drift hits both sides alike: the 1-client
+    target's ratio.
 """
 
 from __future__ import annotations
@@ -29,7 +32,7 @@ from pathlib import Path
 
 import httpx
 
-from bench.common import rss_mib, save
+from bench.common import cpu_seconds, rss_mib, save
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -43,6 +46,9 @@ def main() -> None:
     parser.add_argument("--encoders", choices=("dev", "production"), default="dev")
     parser.add_argument("--dataset", type=Path, default=None, help="default: ../shared's dev set")
     parser.add_argument("--tag", default="", help="suffix for the results file (e.g. eager)")
+    parser.add_argument(
+        "--rounds", type=int, default=3, help="alternating bare / 1-client rounds for the ratio"
+    )
     parser.add_argument(
         "--profile",
         type=Path,
@@ -80,6 +86,9 @@ def main() -> None:
         models = encoder_settings(args.encoders, Path(tmp)) | {"MOVIEREC_DEVICE": args.device}
         results["stages_ms"], results["bare"] = stage_split(batch, models, Path(tmp))
         results["http"] = http_throughput(batch, models, Path(tmp), args.profile)
+        results["1_client_vs_bare_alternating"] = one_client_against_bare(
+            batch, models, Path(tmp), args.rounds
+        )
     one = results["http"]["1"]["movies_per_s"]
     eight = results["http"]["8"]["movies_per_s"]
     results["1_client_vs_bare_per_movie"] = one / results["bare"]["per_movie"]["movies_per_s"]
@@ -136,7 +145,6 @@ def stage_split(batch, models: dict[str, str], work: Path) -> tuple[dict, dict]:
 
     from app.main import create_app
     from app.movies import service
-    from app.movies.images import ImageLimits, decode_image
 
     settings = settings_from_env(models, work / "split")
     acc: dict[str, float] = defaultdict(float)
@@ -168,21 +176,66 @@ def stage_split(batch, models: dict[str, str], work: Path) -> tuple[dict, dict]:
         stages = {k: 1e3 * v / len(batch) for k, v in acc.items()}
         stages["database + index + HTTP (rest)"] = 1e3 * total / len(batch) - sum(stages.values())
         stages["total"] = 1e3 * total / len(batch)
-        # the baseline: the same movies through the bare encoders, batched
-        limits = ImageLimits(max_bytes=10**8, max_pixels=10**9)
-        target = emb.image_encoder.input_size
-        images = [
-            decode_image(b, name="x", limits=limits, target=target)
-            for _, _, imgs in batch
-            for b in imgs
-        ]
-        pixels = emb.image_encoder.prepare(images)  # the bare forward starts where the worker does
-        texts = [plot for _, plot, _ in batch]
-        bare = {
-            "per_movie": bare_forward(emb, texts, pixels, len(batch[0][2]), 1),
-            "batched": bare_forward(emb, texts, pixels, 16, 32),
-        }
+    # The baseline: the same movies through the bare encoders, once the app has stopped. While
+    # its embedding worker lived, its OpenMP team did too, and a second team (this thread's)
+    # left each with about 1.4 of 2 cores: until session 6 this baseline ran that way.
+    texts, pixels = bare_inputs(emb, batch)
+    bare = {
+        "per_movie": bare_forward(emb, texts, pixels, len(batch[0][2]), 1),
+        "batched": bare_forward(emb, texts, pixels, 16, 32),
+    }
     return stages, bare
+
+
+def bare_inputs(emb, batch) -> tuple[list[str], object]:
+    """The plots, and every movie's images decoded and resized as the worker receives them:
+    the bare forward starts where the worker does."""
+    from app.movies.images import ImageLimits, decode_image
+
+    limits = ImageLimits(max_bytes=10**8, max_pixels=10**9)
+    target = emb.image_encoder.input_size
+    images = [
+        decode_image(b, name="x", limits=limits, target=target)
+        for _, _, imgs in batch
+        for b in imgs
+    ]
+    return [plot for _, plot, _ in batch], emb.image_encoder.prepare(images)
+
+
+def one_client_against_bare(batch, models: dict[str, str], work: Path, rounds: int) -> dict:
+    """One HTTP client against the bare per-movie forward, alternating: bare pass, HTTP pass,
+    bare pass ... on the same movies (each HTTP pass ingests them as new movies). The server
+    and this process hold the same models, and each idles while the other runs."""
+    from app.search.embedder import Embedder
+    from tests.app.server import ServerProcess
+
+    emb = Embedder.from_settings(settings_from_env(models, work / "bare"))
+    texts, pixels = bare_inputs(emb, batch)
+    env = {**models, "MOVIEREC_DATA_DIR": str(work / "alternating")}
+    server = ServerProcess(env, work)
+    server.start(timeout=300)
+    per_round = []
+    try:
+        with httpx.Client(base_url=server.url, timeout=300) as c:
+            post(c, batch[0], "warm")
+        for r in range(rounds):
+            cpu, wall = cpu_seconds(os.getpid()), time.perf_counter()
+            bare = bare_forward(emb, texts, pixels, len(batch[0][2]), 1)["movies_per_s"]
+            bare_cores = (cpu_seconds(os.getpid()) - cpu) / (time.perf_counter() - wall)
+            cpu = cpu_seconds(server.proc.pid)
+            seconds = run_clients(server.url, batch, 1, prefix=f"r{r}-")
+            per_round.append(
+                {
+                    "bare_movies_per_s": bare,
+                    "service_movies_per_s": len(batch) / seconds,
+                    "bare_cores_used": bare_cores,
+                    "server_cores_used": (cpu_seconds(server.proc.pid) - cpu) / seconds,
+                }
+            )
+    finally:
+        server.stop()
+    ratios = sorted(r["service_movies_per_s"] / r["bare_movies_per_s"] for r in per_round)
+    return {"rounds": per_round, "ratios": ratios, "median": ratios[len(ratios) // 2]}
 
 
 def bare_forward(emb, texts: list[str], pixels, images_per_call: int, plots_per_call: int) -> dict:
@@ -220,8 +273,9 @@ def post(client, movie, external_id: str) -> None:
     assert r.status_code in (200, 201), r.text
 
 
-def run_clients(url: str, batch, clients: int) -> float:
-    """Seconds for `clients` concurrent clients to ingest every movie of `batch` once."""
+def run_clients(url: str, batch, clients: int, prefix: str = "") -> float:
+    """Seconds for `clients` concurrent clients to ingest every movie of `batch` once (external
+    ids `prefix` + m + index)."""
     queue = list(enumerate(batch))
     lock = threading.Lock()
 
@@ -232,7 +286,7 @@ def run_clients(url: str, batch, clients: int) -> float:
                     if not queue:
                         return
                     i, movie = queue.pop()
-                post(c, movie, f"m{i}")
+                post(c, movie, f"{prefix}m{i}")
 
     started = time.perf_counter()
     threads = [threading.Thread(target=worker) for _ in range(clients)]
@@ -267,7 +321,9 @@ def http_throughput(batch, models: dict[str, str], work: Path, profile: Path | N
                 else None
             )
             with sampled or contextlib.nullcontext():
+                cpu = cpu_seconds(server.proc.pid)
                 seconds = run_clients(server.url, batch, clients)
+                cores = (cpu_seconds(server.proc.pid) - cpu) / seconds
             rss_end = rss_mib(server.proc.pid)
         finally:
             server.stop()
@@ -276,6 +332,7 @@ def http_throughput(batch, models: dict[str, str], work: Path, profile: Path | N
         out[str(clients)] = {
             "movies_per_s": len(batch) / seconds,
             "images_per_s": images / seconds,
+            "server_cores_used": cores,  # CPU seconds per second, all threads
             "server_rss_mib_loaded": rss_loaded,
             "server_rss_mib_end": rss_end,
             "db_bytes_per_movie": db.stat().st_size / (len(batch) + 1),

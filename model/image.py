@@ -96,7 +96,11 @@ class ImageEncoder(nn.Module):
             arrays = [self._resize_one(images[0])]
         else:
             arrays = list(_resize_pool().map(self._resize_one, images))
-        return torch.from_numpy(np.stack(arrays)).permute(0, 3, 1, 2).contiguous()
+        # The layout change in numpy, not torch: a torch copy this size runs an OpenMP parallel
+        # region, and every thread that runs one keeps its own OpenMP team. With the request
+        # threads' teams alive, the embedding worker's encoders used 1.4 of 2 CPU cores instead
+        # of 2 (docs/PERFORMANCE.md section 3).
+        return torch.from_numpy(np.ascontiguousarray(np.stack(arrays).transpose(0, 3, 1, 2)))
 
     def _resize_one(self, image: Image.Image) -> np.ndarray:
         return np.asarray(self._resize_crop(image.convert("RGB")))

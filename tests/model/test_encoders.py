@@ -1,3 +1,7 @@
+import os
+import threading
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -131,6 +135,36 @@ def test_split_preprocessing_equals_timms_eval_transform(tiny_models):
     np.testing.assert_allclose(
         enc.encode_prepared([pixels[:1], pixels[1:]]), enc.encode_movies([ims[:1], ims[1:]])
     )
+
+
+@pytest.mark.skipif(not Path("/proc/self/task").is_dir(), reason="counts Linux threads")
+def test_prepare_starts_no_openmp_team_in_the_calling_thread():
+    """Request threads call prepare. A torch parallel region there gives each of them its own
+    OpenMP team, and with those teams alive the embedding worker's encoders got 1.4 of 2 CPU
+    cores instead of 2 (docs/PERFORMANCE.md section 3)."""
+    if torch.get_num_threads() < 2:
+        pytest.skip("one intra-op thread: OpenMP starts no team anyway")
+    enc = ImageEncoder(ImageEncoderConfig(name="test_efficientnet", pretrained=False), "cpu")
+    images = _images(3)
+    enc.prepare(images)  # the resize pool's threads exist from here on
+    enc.prepare(images)
+    prepared, release = threading.Event(), threading.Event()
+
+    def request_thread() -> None:
+        enc.prepare(images)
+        prepared.set()
+        release.wait(30)
+
+    before = len(os.listdir("/proc/self/task"))
+    thread = threading.Thread(target=request_thread)
+    thread.start()
+    try:
+        assert prepared.wait(30)
+        during = len(os.listdir("/proc/self/task"))
+    finally:
+        release.set()
+        thread.join()
+    assert during == before + 1  # the request thread itself, no OpenMP workers of its own
 
 
 def test_movie_without_images_is_an_error(tiny_models):
