@@ -32,7 +32,7 @@ from pathlib import Path
 
 import httpx
 
-from bench.common import cpu_seconds, rss_mib, save
+from bench.common import cpu_seconds, rss_mib, save, thread_cpu_seconds
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -297,6 +297,12 @@ def run_clients(url: str, batch, clients: int, prefix: str = "") -> float:
     return time.perf_counter() - started
 
 
+def busiest_threads(before: dict[int, float], after: dict[int, float], wall: float) -> list:
+    """The 8 busiest threads' CPU time as shares of `wall` seconds, busiest first."""
+    shares = [(after[t] - before.get(t, 0.0)) / wall for t in after]
+    return [round(x, 3) for x in sorted(shares, reverse=True)[:8]]
+
+
 def http_throughput(batch, models: dict[str, str], work: Path, profile: Path | None = None) -> dict:
     from bench.profile import SampledProfile
     from tests.app.server import ServerProcess
@@ -321,9 +327,10 @@ def http_throughput(batch, models: dict[str, str], work: Path, profile: Path | N
                 else None
             )
             with sampled or contextlib.nullcontext():
-                cpu = cpu_seconds(server.proc.pid)
+                cpu, threads = cpu_seconds(server.proc.pid), thread_cpu_seconds(server.proc.pid)
                 seconds = run_clients(server.url, batch, clients)
                 cores = (cpu_seconds(server.proc.pid) - cpu) / seconds
+                busy = busiest_threads(threads, thread_cpu_seconds(server.proc.pid), seconds)
             rss_end = rss_mib(server.proc.pid)
         finally:
             server.stop()
@@ -333,6 +340,9 @@ def http_throughput(batch, models: dict[str, str], work: Path, profile: Path | N
             "movies_per_s": len(batch) / seconds,
             "images_per_s": images / seconds,
             "server_cores_used": cores,  # CPU seconds per second, all threads
+            # the busiest threads' shares of the wall time: an encoder's OpenMP helpers should
+            # be as busy as the embedding worker (docs/PERFORMANCE.md section 3)
+            "server_busiest_threads": busy,
             "server_rss_mib_loaded": rss_loaded,
             "server_rss_mib_end": rss_end,
             "db_bytes_per_movie": db.stat().st_size / (len(batch) + 1),
