@@ -13,9 +13,9 @@ Posters and plots come from the dev dataset (--dataset).
   - the bare encoder forward on the same movies, per movie (the batch one request makes: the
     baseline for the service's overhead) and batched (16 images, 32 plots: the ceiling for
     batching across concurrent requests);
-  - one client against the bare per-movie forward again, alternating round by round
-    (--rounds), so that this shared machine's drift hits both sides alike: the 1-client
-    target's ratio.
+  - both targets' ratios again (1 client vs the bare per-movie forward, 8 clients vs 1) from
+    rounds that alternate bare, 1 client and 8 clients (--rounds), so that this shared
+    machine's drift hits all three alike.
 """
 
 from __future__ import annotations
@@ -29,6 +29,7 @@ import threading
 import time
 from collections import defaultdict
 from pathlib import Path
+from statistics import median
 
 import httpx
 
@@ -47,7 +48,7 @@ def main() -> None:
     parser.add_argument("--dataset", type=Path, default=None, help="default: ../shared's dev set")
     parser.add_argument("--tag", default="", help="suffix for the results file (e.g. eager)")
     parser.add_argument(
-        "--rounds", type=int, default=3, help="alternating bare / 1-client rounds for the ratio"
+        "--rounds", type=int, default=3, help="alternating bare / 1 / 8-client rounds"
     )
     parser.add_argument(
         "--profile",
@@ -86,9 +87,7 @@ def main() -> None:
         models = encoder_settings(args.encoders, Path(tmp)) | {"MOVIEREC_DEVICE": args.device}
         results["stages_ms"], results["bare"] = stage_split(batch, models, Path(tmp))
         results["http"] = http_throughput(batch, models, Path(tmp), args.profile)
-        results["1_client_vs_bare_alternating"] = one_client_against_bare(
-            batch, models, Path(tmp), args.rounds
-        )
+        results["alternating"] = targets_alternating(batch, models, Path(tmp), args.rounds)
     one = results["http"]["1"]["movies_per_s"]
     eight = results["http"]["8"]["movies_per_s"]
     results["1_client_vs_bare_per_movie"] = one / results["bare"]["per_movie"]["movies_per_s"]
@@ -202,16 +201,22 @@ def bare_inputs(emb, batch) -> tuple[list[str], object]:
     return [plot for _, plot, _ in batch], emb.image_encoder.prepare(images)
 
 
-def one_client_against_bare(batch, models: dict[str, str], work: Path, rounds: int) -> dict:
-    """One HTTP client against the bare per-movie forward, alternating: bare pass, HTTP pass,
-    bare pass ... on the same movies (each HTTP pass ingests them as new movies). The server
-    and this process hold the same models, and each idles while the other runs."""
+def targets_alternating(batch, models: dict[str, str], work: Path, rounds: int) -> dict:
+    """Both ingest targets' ratios from alternating rounds: each round runs the bare per-movie
+    forward, one HTTP client, then eight, on the same movies (each HTTP pass ingests them as
+    new movies), so this machine's drift hits all three alike. The server and this process hold
+    the same models, and each idles while the other runs."""
     from app.search.embedder import Embedder
     from tests.app.server import ServerProcess
 
     emb = Embedder.from_settings(settings_from_env(models, work / "bare"))
     texts, pixels = bare_inputs(emb, batch)
-    env = {**models, "MOVIEREC_DATA_DIR": str(work / "alternating")}
+    env = {
+        **models,
+        "MOVIEREC_DATA_DIR": str(work / "alternating"),
+        "MOVIEREC_INGEST_WAIT_SECONDS": "120",
+        "MOVIEREC_MAX_PENDING_INGESTS": "32",
+    }
     server = ServerProcess(env, work)
     server.start(timeout=300)
     per_round = []
@@ -221,21 +226,27 @@ def one_client_against_bare(batch, models: dict[str, str], work: Path, rounds: i
         for r in range(rounds):
             cpu, wall = cpu_seconds(os.getpid()), time.perf_counter()
             bare = bare_forward(emb, texts, pixels, len(batch[0][2]), 1)["movies_per_s"]
-            bare_cores = (cpu_seconds(os.getpid()) - cpu) / (time.perf_counter() - wall)
-            cpu = cpu_seconds(server.proc.pid)
-            seconds = run_clients(server.url, batch, 1, prefix=f"r{r}-")
-            per_round.append(
-                {
-                    "bare_movies_per_s": bare,
-                    "service_movies_per_s": len(batch) / seconds,
-                    "bare_cores_used": bare_cores,
-                    "server_cores_used": (cpu_seconds(server.proc.pid) - cpu) / seconds,
-                }
-            )
+            row = {
+                "bare_movies_per_s": bare,
+                "bare_cores_used": (cpu_seconds(os.getpid()) - cpu) / (time.perf_counter() - wall),
+            }
+            for clients in (1, 8):
+                cpu = cpu_seconds(server.proc.pid)
+                seconds = run_clients(server.url, batch, clients, prefix=f"r{r}c{clients}-")
+                row[f"{clients}_clients_movies_per_s"] = len(batch) / seconds
+                row[f"{clients}_clients_server_cores_used"] = (
+                    cpu_seconds(server.proc.pid) - cpu
+                ) / seconds
+            per_round.append(row)
     finally:
         server.stop()
-    ratios = sorted(r["service_movies_per_s"] / r["bare_movies_per_s"] for r in per_round)
-    return {"rounds": per_round, "ratios": ratios, "median": ratios[len(ratios) // 2]}
+    one_vs_bare = [r["1_clients_movies_per_s"] / r["bare_movies_per_s"] for r in per_round]
+    eight_vs_one = [r["8_clients_movies_per_s"] / r["1_clients_movies_per_s"] for r in per_round]
+    return {
+        "rounds": per_round,
+        "1_client_vs_bare_per_movie": {"per_round": one_vs_bare, "median": median(one_vs_bare)},
+        "8_clients_vs_1": {"per_round": eight_vs_one, "median": median(eight_vs_one)},
+    }
 
 
 def bare_forward(emb, texts: list[str], pixels, images_per_call: int, plots_per_call: int) -> dict:
