@@ -86,13 +86,13 @@ def load_centroids(state: AppState) -> None:
     state.centroids = centroids
 
 
-async def in_a_thread_of_its_own(fn: Callable[..., T], *args: object) -> T:
+async def in_a_thread_of_its_own(fn: Callable[[], T]) -> T:
     """Run `fn` off the event loop in a thread that ends with it. Torch keeps an OpenMP team for
     every thread that ever ran a parallel op; a pooled thread that loaded the models would keep
     its team for good, and with a second team alive the embedding worker's encoders got about
     1.4 of 2 CPU cores instead of 2 (docs/PERFORMANCE.md section 3)."""
     with ThreadPoolExecutor(1, thread_name_prefix="startup") as pool:
-        return await asyncio.wrap_future(pool.submit(fn, *args))
+        return await asyncio.wrap_future(pool.submit(fn))
 
 
 def make_lifespan(
@@ -100,8 +100,11 @@ def make_lifespan(
 ):
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        embedder = embedder_factory(settings) if embedder_factory else None
-        state = await in_a_thread_of_its_own(build_state, settings, embedder)
+        def start() -> AppState:  # every model load and first forward in that one thread
+            embedder = embedder_factory(settings) if embedder_factory else None
+            return build_state(settings, embedder)
+
+        state = await in_a_thread_of_its_own(start)
         app.state.movierec = state
         if app.state.keyring.open:
             log.warning(

@@ -28,6 +28,7 @@ import tempfile
 import threading
 import time
 from collections import defaultdict
+from collections.abc import Iterator
 from pathlib import Path
 from statistics import median
 
@@ -207,22 +208,12 @@ def targets_alternating(batch, models: dict[str, str], work: Path, rounds: int) 
     new movies), so this machine's drift hits all three alike. The server and this process hold
     the same models, and each idles while the other runs."""
     from app.search.embedder import Embedder
-    from tests.app.server import ServerProcess
 
     emb = Embedder.from_settings(settings_from_env(models, work / "bare"))
     texts, pixels = bare_inputs(emb, batch)
-    env = {
-        **models,
-        "MOVIEREC_DATA_DIR": str(work / "alternating"),
-        "MOVIEREC_INGEST_WAIT_SECONDS": "120",
-        "MOVIEREC_MAX_PENDING_INGESTS": "32",
-    }
-    server = ServerProcess(env, work)
-    server.start(timeout=300)
     per_round = []
-    try:
-        with httpx.Client(base_url=server.url, timeout=300) as c:
-            post(c, batch[0], "warm")
+    with ingest_server(models, work / "alternating", work) as server:
+        post_warm(server, batch)
         for r in range(rounds):
             cpu, wall = cpu_seconds(os.getpid()), time.perf_counter()
             bare = bare_forward(emb, texts, pixels, len(batch[0][2]), 1)["movies_per_s"]
@@ -231,15 +222,10 @@ def targets_alternating(batch, models: dict[str, str], work: Path, rounds: int) 
                 "bare_cores_used": (cpu_seconds(os.getpid()) - cpu) / (time.perf_counter() - wall),
             }
             for clients in (1, 8):
-                cpu = cpu_seconds(server.proc.pid)
-                seconds = run_clients(server.url, batch, clients, prefix=f"r{r}c{clients}-")
+                seconds, cores = clients_pass(server, batch, clients, prefix=f"r{r}c{clients}-")
                 row[f"{clients}_clients_movies_per_s"] = len(batch) / seconds
-                row[f"{clients}_clients_server_cores_used"] = (
-                    cpu_seconds(server.proc.pid) - cpu
-                ) / seconds
+                row[f"{clients}_clients_server_cores_used"] = cores
             per_round.append(row)
-    finally:
-        server.stop()
     one_vs_bare = [r["1_clients_movies_per_s"] / r["bare_movies_per_s"] for r in per_round]
     eight_vs_one = [r["8_clients_movies_per_s"] / r["1_clients_movies_per_s"] for r in per_round]
     return {
@@ -308,6 +294,39 @@ def run_clients(url: str, batch, clients: int, prefix: str = "") -> float:
     return time.perf_counter() - started
 
 
+@contextlib.contextmanager
+def ingest_server(models: dict[str, str], data_dir: Path, work: Path) -> Iterator:
+    """A real uvicorn with these encoders and room for 8 clients' queued movies; stopped on
+    exit."""
+    from tests.app.server import ServerProcess
+
+    env = {
+        **models,
+        "MOVIEREC_DATA_DIR": str(data_dir),
+        "MOVIEREC_INGEST_WAIT_SECONDS": "120",
+        "MOVIEREC_MAX_PENDING_INGESTS": "32",
+    }
+    server = ServerProcess(env, work)
+    server.start(timeout=300)
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+def post_warm(server, batch) -> None:
+    """One POST first: first-call costs stay out of the measured passes."""
+    with httpx.Client(base_url=server.url, timeout=300) as c:
+        post(c, batch[0], "warm")
+
+
+def clients_pass(server, batch, clients: int, prefix: str = "") -> tuple[float, float]:
+    """`run_clients` against `server`: (seconds, the server's CPU cores used meanwhile)."""
+    cpu = cpu_seconds(server.proc.pid)
+    seconds = run_clients(server.url, batch, clients, prefix=prefix)
+    return seconds, (cpu_seconds(server.proc.pid) - cpu) / seconds
+
+
 def busiest_threads(before: dict[int, float], after: dict[int, float], wall: float) -> list:
     """The 8 busiest threads' CPU time as shares of `wall` seconds, busiest first."""
     shares = [(after[t] - before.get(t, 0.0)) / wall for t in after]
@@ -316,35 +335,22 @@ def busiest_threads(before: dict[int, float], after: dict[int, float], wall: flo
 
 def http_throughput(batch, models: dict[str, str], work: Path, profile: Path | None = None) -> dict:
     from bench.profile import SampledProfile
-    from tests.app.server import ServerProcess
 
     out = {}
     for clients in (1, 4, 8):
-        env = {
-            **models,
-            "MOVIEREC_DATA_DIR": str(work / f"http{clients}"),
-            "MOVIEREC_INGEST_WAIT_SECONDS": "120",
-            "MOVIEREC_MAX_PENDING_INGESTS": "32",
-        }
-        server = ServerProcess(env, work)
-        server.start(timeout=300)
-        try:
+        with ingest_server(models, work / f"http{clients}", work) as server:
             rss_loaded = rss_mib(server.proc.pid)  # models loaded, empty catalogue
-            with httpx.Client(base_url=server.url, timeout=300) as c:
-                post(c, batch[0], "warm")
+            post_warm(server, batch)
             sampled = (
                 SampledProfile(server.proc.pid, profile / f"ingest-{clients}-clients-gil")
                 if profile is not None
                 else None
             )
             with sampled or contextlib.nullcontext():
-                cpu, threads = cpu_seconds(server.proc.pid), thread_cpu_seconds(server.proc.pid)
-                seconds = run_clients(server.url, batch, clients)
-                cores = (cpu_seconds(server.proc.pid) - cpu) / seconds
+                threads = thread_cpu_seconds(server.proc.pid)
+                seconds, cores = clients_pass(server, batch, clients)
                 busy = busiest_threads(threads, thread_cpu_seconds(server.proc.pid), seconds)
             rss_end = rss_mib(server.proc.pid)
-        finally:
-            server.stop()
         images = len(batch) * len(batch[0][2])
         db = work / f"http{clients}" / "movierec.db"
         out[str(clients)] = {

@@ -11,8 +11,6 @@ session 2 all of the write ran inside the write lock.
 from __future__ import annotations
 
 import argparse
-import hashlib
-import json
 import sys
 import tempfile
 import time
@@ -91,26 +89,24 @@ def timed_load(index_class, directory: Path) -> float:
 
 
 def write_faiss_format(index, directory: Path) -> float:
-    """The baseline: the same vectors written as flat snapshots were before session 5 (copied,
-    added to a FAISS IndexIDMap2, serialised, hashed, written with fsync); the current loader
-    still reads this format. Seconds after the copy (the part under the lock, the same in both
-    formats) to the fsync of the manifest."""
+    """The baseline: the same vectors written as flat snapshots were before session 5 (added to
+    a FAISS IndexIDMap2 and serialised, then hashed and written by the same `IndexSnapshot.write`
+    with its fsyncs); the current loader still reads this format. Seconds after the copy (the
+    part under the lock, the same in both formats) to the fsync of the manifest."""
     import faiss
 
-    from app.search.index import MANIFEST_FILE, Manifest, _fsync_dir, _write_atomic
+    from app.search.index import FAISS_FORMAT, IndexSnapshot
 
     xb, ids = (a.copy() for a in index._store.view())
+
+    def serialize() -> list[np.ndarray]:
+        old = faiss.IndexIDMap2(faiss.IndexFlatIP(256))
+        old.add_with_ids(xb, ids)
+        return [faiss.serialize_index(old)]
+
+    snapshot = IndexSnapshot(serialize, 1, len(index), "m", "flat", [], FAISS_FORMAT)
     t = time.perf_counter()
-    old = faiss.IndexIDMap2(faiss.IndexFlatIP(256))
-    old.add_with_ids(xb, ids)
-    del xb, ids
-    data = faiss.serialize_index(old)
-    del old
-    manifest = Manifest(1, len(index), hashlib.sha256(data).hexdigest(), "m", "flat", [])
-    directory.mkdir()
-    _write_atomic(directory / "index.faiss", [memoryview(data)])
-    _write_atomic(directory / MANIFEST_FILE, [json.dumps(manifest.__dict__).encode()])
-    _fsync_dir(directory)
+    snapshot.write(directory)
     return time.perf_counter() - t
 
 

@@ -223,8 +223,12 @@ class VectorIndex:
         if len(ids):
             fresh.upsert(ids, vectors)
         with self.lock.write():
-            self._store, self._index, self._hnsw_live = fresh._store, fresh._index, fresh._hnsw_live
-            self._removed, self._stale = set(), 0
+            self._adopt(fresh)
+
+    def _adopt(self, fresh: VectorIndex) -> None:
+        """Take over `fresh`'s contents (a rebuilt index of this kind); hold the write lock."""
+        self._store, self._index, self._hnsw_live = fresh._store, fresh._index, fresh._hnsw_live
+        self._removed, self._stale = fresh._removed, fresh._stale
 
     def needs_compaction(self, fraction: float = 0.1) -> bool:
         """HNSW only: tombstones and replaced vectors above `fraction` of the graph."""
@@ -301,9 +305,7 @@ class VectorIndex:
             if self._index is not job.base:
                 return False
             _apply_writes(job.fresh, touched, *self._current(touched))
-            fresh = job.fresh
-            self._index, self._hnsw_live = fresh._index, fresh._hnsw_live
-            self._removed, self._stale = fresh._removed, fresh._stale
+            self._adopt(job.fresh)
         return True
 
     def abort_compaction(self) -> None:

@@ -102,7 +102,7 @@ def compact_if_needed(state: AppState) -> None:
         log.info(
             "compacted the HNSW graph in %.1fs%s",
             time.perf_counter() - started,
-            "" if swapped else " (discarded: the index was rebuilt meanwhile)",
+            "" if swapped else " (discarded: the index was rebuilt meanwhile, or shutting down)",
         )
 
 

@@ -59,11 +59,11 @@ def test_the_maintenance_thread_compacts_an_hnsw_graph(make_client, tmp_path):
 
     data_dir = tmp_path / "compact"
     client = make_client(
-        f"sqlite:///{tmp_path / 'c.db'}", data_dir=data_dir, snapshot_every=5, index_kind="hnsw"
+        f"sqlite:///{tmp_path / 'c.db'}", data_dir=data_dir, snapshot_every=10, index_kind="hnsw"
     )
     state = client.app.state.movierec
     ids = [post_movie(client, title=f"m{i}", seed=i).json()["id"] for i in range(8)]
-    for movie_id in ids[:2]:  # 2 of 8 tombstoned; the 10th change makes a snapshot due
+    for movie_id in ids[:2]:  # 2 of 8 tombstoned; the 10th change makes the one snapshot due
         assert client.delete(f"/movies/{movie_id}").status_code == 204
     state.maintenance.submit(lambda: None).result(timeout=60)  # that snapshot has landed
     assert state.index._index.ntotal == 6 and not state.index._removed
