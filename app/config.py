@@ -65,6 +65,9 @@ class Settings(BaseSettings):
     ingest_batch_images: int | None = Field(default=None, ge=1)
     ingest_batch_wait_ms: float = 0.0  # extra wait for more movies before a batch (GPU, bursts)
     card_cache_size: int = 20_000  # movies whose cards the similar path keeps in memory; 0: off
+    # glibc only: freed heap memory each malloc arena keeps for reuse instead of trimming it; the
+    # embedding worker otherwise re-faults its activations' pages on every forward (app/allocator)
+    malloc_keep_freed_mib: int = Field(default=256, ge=0)
 
     @cached_property
     def resolved_database_url(self) -> str:

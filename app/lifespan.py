@@ -12,6 +12,7 @@ from typing import TypeVar
 import numpy as np
 from fastapi import FastAPI
 
+from app.allocator import keep_freed_memory
 from app.config import Settings
 from app.db import make_engine, make_sessionmaker
 from app.migrations import upgrade_database
@@ -104,6 +105,7 @@ def make_lifespan(
             embedder = embedder_factory(settings) if embedder_factory else None
             return build_state(settings, embedder)
 
+        keep_freed_memory(settings.malloc_keep_freed_mib)  # before the worker's first forward
         state = await in_a_thread_of_its_own(start)
         app.state.movierec = state
         if app.state.keyring.open:

@@ -53,14 +53,31 @@ def rss_mib(pid: int) -> float:
     raise RuntimeError("no VmRSS")
 
 
+def _stat_fields(stat_file: Path) -> list[str]:
+    """/proc/.../stat after the command name (which may hold spaces): state is field 0."""
+    return stat_file.read_text().rsplit(")", 1)[1].split()
+
+
 def _cpu_seconds(stat_file: Path) -> float:
-    fields = stat_file.read_text().rsplit(")", 1)[1].split()
+    fields = _stat_fields(stat_file)
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def cpu_seconds(pid: int) -> float:
     """User + system CPU time of a process so far, all its threads (Linux)."""
     return _cpu_seconds(Path(f"/proc/{pid}/stat"))
+
+
+def kernel_cpu_seconds(pid: int) -> float:
+    """System (kernel) CPU time of a process so far, all its threads (Linux): page faults land
+    here."""
+    return int(_stat_fields(Path(f"/proc/{pid}/stat"))[12]) / os.sysconf("SC_CLK_TCK")
+
+
+def minor_faults(pid: int) -> int:
+    """Minor page faults of a process so far, all its threads (Linux): pages the kernel had to
+    map (and zero) on first touch, e.g. memory the allocator handed back and took again."""
+    return int(_stat_fields(Path(f"/proc/{pid}/stat"))[7])
 
 
 def thread_cpu_seconds(pid: int) -> dict[int, float]:

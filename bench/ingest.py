@@ -34,7 +34,14 @@ from statistics import median
 
 import httpx
 
-from bench.common import cpu_seconds, rss_mib, save, thread_cpu_seconds
+from bench.common import (
+    cpu_seconds,
+    kernel_cpu_seconds,
+    minor_faults,
+    rss_mib,
+    save,
+    thread_cpu_seconds,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -64,19 +71,7 @@ def main() -> None:
     dataset = args.dataset or DATASET
     if not dataset.is_dir():
         sys.exit(f"needs the dev dataset at {dataset} (posters and plots)")
-    from model.data import load_dataset
-
-    movies = [m for m in load_dataset(dataset).movies if m.image_paths]
-    movies = movies[: args.movies + args.images_per_movie]
-    posters = [m.image_paths[0].read_bytes() for m in movies]
-    batch = [
-        (
-            m.title,
-            m.plot or m.title,
-            [posters[(i + j) % len(posters)] for j in range(args.images_per_movie)],
-        )
-        for i, m in enumerate(movies[: args.movies])
-    ]
+    batch = dev_batch(dataset, args.movies, args.images_per_movie)
     results: dict = {
         "movies": len(batch),
         "images_per_movie": args.images_per_movie,
@@ -99,6 +94,23 @@ def main() -> None:
     suffix = "" if args.encoders == "dev" else f"-{args.encoders}"
     suffix += f"-{args.tag}" if args.tag else ""
     print("wrote", save(f"ingest-{args.device.replace(':', '')}{suffix}", results))
+
+
+def dev_batch(dataset: Path, movies: int, images_per_movie: int) -> list:
+    """(title, plot, poster bytes) of the dev set's first movies with posters; a movie's images
+    are its own poster and the next movies' (the dev set has one poster each)."""
+    from model.data import load_dataset
+
+    found = [m for m in load_dataset(dataset).movies if m.image_paths][: movies + images_per_movie]
+    posters = [m.image_paths[0].read_bytes() for m in found]
+    return [
+        (
+            m.title,
+            m.plot or m.title,
+            [posters[(i + j) % len(posters)] for j in range(images_per_movie)],
+        )
+        for i, m in enumerate(found[:movies])
+    ]
 
 
 def encoder_settings(kind: str, work: Path) -> dict[str, str]:
@@ -222,9 +234,10 @@ def targets_alternating(batch, models: dict[str, str], work: Path, rounds: int) 
                 "bare_cores_used": (cpu_seconds(os.getpid()) - cpu) / (time.perf_counter() - wall),
             }
             for clients in (1, 8):
-                seconds, cores = clients_pass(server, batch, clients, prefix=f"r{r}c{clients}-")
-                row[f"{clients}_clients_movies_per_s"] = len(batch) / seconds
-                row[f"{clients}_clients_server_cores_used"] = cores
+                run = clients_pass(server, batch, clients, prefix=f"r{r}c{clients}-")
+                row[f"{clients}_clients_movies_per_s"] = run["movies_per_s"]
+                row[f"{clients}_clients_server_cores_used"] = run["server_cores_used"]
+                row[f"{clients}_clients_server_faults_per_movie"] = run["server_faults_per_movie"]
             per_round.append(row)
     one_vs_bare = [r["1_clients_movies_per_s"] / r["bare_movies_per_s"] for r in per_round]
     eight_vs_one = [r["8_clients_movies_per_s"] / r["1_clients_movies_per_s"] for r in per_round]
@@ -320,11 +333,19 @@ def post_warm(server, batch) -> None:
         post(c, batch[0], "warm")
 
 
-def clients_pass(server, batch, clients: int, prefix: str = "") -> tuple[float, float]:
-    """`run_clients` against `server`: (seconds, the server's CPU cores used meanwhile)."""
-    cpu = cpu_seconds(server.proc.pid)
+def clients_pass(server, batch, clients: int, prefix: str = "") -> dict[str, float]:
+    """`run_clients` against `server`: its rate, and the server's CPU cores used meanwhile (all,
+    and in the kernel) and minor page faults per movie (app/allocator.py says why)."""
+    pid = server.proc.pid
+    cpu, kernel, faults = cpu_seconds(pid), kernel_cpu_seconds(pid), minor_faults(pid)
     seconds = run_clients(server.url, batch, clients, prefix=prefix)
-    return seconds, (cpu_seconds(server.proc.pid) - cpu) / seconds
+    return {
+        "seconds": seconds,
+        "movies_per_s": len(batch) / seconds,
+        "server_cores_used": (cpu_seconds(pid) - cpu) / seconds,
+        "server_kernel_cores_used": (kernel_cpu_seconds(pid) - kernel) / seconds,
+        "server_faults_per_movie": (minor_faults(pid) - faults) / len(batch),
+    }
 
 
 def busiest_threads(before: dict[int, float], after: dict[int, float], wall: float) -> list:
@@ -348,15 +369,17 @@ def http_throughput(batch, models: dict[str, str], work: Path, profile: Path | N
             )
             with sampled or contextlib.nullcontext():
                 threads = thread_cpu_seconds(server.proc.pid)
-                seconds, cores = clients_pass(server, batch, clients)
-                busy = busiest_threads(threads, thread_cpu_seconds(server.proc.pid), seconds)
+                run = clients_pass(server, batch, clients)
+                busy = busiest_threads(threads, thread_cpu_seconds(server.proc.pid), run["seconds"])
             rss_end = rss_mib(server.proc.pid)
         images = len(batch) * len(batch[0][2])
         db = work / f"http{clients}" / "movierec.db"
         out[str(clients)] = {
-            "movies_per_s": len(batch) / seconds,
-            "images_per_s": images / seconds,
-            "server_cores_used": cores,  # CPU seconds per second, all threads
+            "movies_per_s": run["movies_per_s"],
+            "images_per_s": images / run["seconds"],
+            "server_cores_used": run["server_cores_used"],  # CPU seconds per second, all threads
+            "server_kernel_cores_used": run["server_kernel_cores_used"],
+            "server_faults_per_movie": run["server_faults_per_movie"],
             # the busiest threads' shares of the wall time: an encoder's OpenMP helpers should
             # be as busy as the embedding worker (docs/PERFORMANCE.md section 3)
             "server_busiest_threads": busy,
