@@ -1,6 +1,7 @@
 """Kept freed memory (app/allocator.py) against glibc's defaults: one HTTP client, same run.
 
     .venv/bin/python -m bench.allocator [--movies 48] [--rounds 3]      # needs ../shared
+    .venv/bin/python -m bench.allocator --device cuda --encoders production   # gpu.sh allocator
 
 Two real servers with the dev encoders, alike but for MOVIEREC_MALLOC_KEEP_FREED_MIB (the
 default, and 0 = glibc's defaults), and the bare per-movie encoder forward in this process, in
@@ -39,16 +40,20 @@ def main() -> None:
     parser.add_argument("--movies", type=int, default=48)
     parser.add_argument("--images-per-movie", type=int, default=3)
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--device", default="cpu", help="cuda on a GPU machine")
+    parser.add_argument("--encoders", choices=("dev", "production"), default="dev")
+    parser.add_argument("--dataset", type=Path, default=None, help="default: ../shared's dev set")
     args = parser.parse_args()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     from tests.helpers import DATASET
 
-    if not DATASET.is_dir():
-        sys.exit(f"needs the dev dataset at {DATASET} (posters and plots)")
-    batch = dev_batch(DATASET, args.movies, args.images_per_movie)
+    dataset = args.dataset or DATASET
+    if not dataset.is_dir():
+        sys.exit(f"needs the dev dataset at {dataset} (posters and plots)")
+    batch = dev_batch(dataset, args.movies, args.images_per_movie)
     with tempfile.TemporaryDirectory() as tmp, contextlib.ExitStack() as servers:
         work = Path(tmp)
-        models = encoder_settings("dev", work)
+        models = encoder_settings(args.encoders, work) | {"MOVIEREC_DEVICE": args.device}
         from app.search.embedder import Embedder
 
         emb = Embedder.from_settings(settings_from_env(models, work / "bare"))
@@ -71,6 +76,8 @@ def main() -> None:
         r["kept"]["movies_per_s"] / r["glibc_defaults"]["movies_per_s"] for r in rounds
     ]
     results = {
+        "device": args.device,
+        "encoders": args.encoders,
         "movies": len(batch),
         "images_per_movie": args.images_per_movie,
         "rounds": rounds,
@@ -85,7 +92,8 @@ def main() -> None:
         results[f"{name}_vs_bare"] = {"per_round": ratios, "median": median(ratios)}
     for k, v in results.items():
         print(k, v)
-    print("wrote", save("allocator-cpu", results))
+    suffix = "" if args.encoders == "dev" else f"-{args.encoders}"
+    print("wrote", save(f"allocator-{args.device.replace(':', '')}{suffix}", results))
 
 
 if __name__ == "__main__":

@@ -7,7 +7,8 @@
 # DATASET: a dataset folder (plots, posters, similar lists); default ../shared/data/tmdb-similar.
 # FEATURES: its feature cache from `movierec features`; without it the training step is skipped.
 # Environment: PYTHON (default .venv/bin/python, else python3), TRAIN_MINUTES (3), INGEST_MOVIES (96),
-# STEPS (default "test fusion train encoders ingest ingest-eager": which steps to run).
+# STEPS (default "test fusion train encoders ingest ingest-eager": which steps to run; "allocator",
+# not in the default, adds bench.allocator: kept freed memory against glibc's defaults, 1 client).
 # Results: bench/results/*cuda*.json, runs/gpu-paper/ (training log, evaluation report) and, where
 # py-spy is installed, bench/results/profiles/ (who holds the GIL during each ingest HTTP run).
 set -euo pipefail
@@ -56,5 +57,10 @@ if want ingest-eager; then
   step "ingest, production encoder shapes, eager (MOVIEREC_CUDA_GRAPHS=false)"
   MOVIEREC_CUDA_GRAPHS=false $PY -m bench.ingest --device cuda --encoders production \
     --dataset "$DATA" --movies "${INGEST_MOVIES:-96}" --tag eager
+fi
+if want allocator; then
+  step "ingest, 1 client: kept freed memory against glibc's defaults (bench.allocator)"
+  $PY -m bench.allocator --device cuda --encoders production --dataset "$DATA" \
+    --movies "${INGEST_MOVIES:-96}"
 fi
 step done

@@ -9,7 +9,8 @@
 Posters and plots come from the dev dataset (--dataset).
   - stage split of one POST /movies in process: decode, text encoder, image encoder, fusion, and
     the rest (database transaction, index, HTTP + validation);
-  - service throughput over HTTP (a real uvicorn) with 1, 4 and 8 concurrent clients;
+  - service throughput over HTTP (a real uvicorn) with 1, 4 and 8 concurrent clients, with the
+    server's CPU cores used (all, and in the kernel) and its minor page faults per movie;
   - the bare encoder forward on the same movies, per movie (the batch one request makes: the
     baseline for the service's overhead) and batched (16 images, 32 plots: the ceiling for
     batching across concurrent requests);
