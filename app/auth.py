@@ -76,7 +76,8 @@ _header = APIKeyHeader(name=HEADER, auto_error=False, description="API key (read
 
 
 def _require(scope: str):
-    def check(request: Request, key: Annotated[str | None, Depends(_header)]) -> None:
+    async def check(request: Request, key: Annotated[str | None, Depends(_header)]) -> None:
+        # async: a hash and a dict lookup, not worth a threadpool hop per request (app/deps.py)
         ring: KeyRing = request.app.state.keyring
         if ring.open:
             return

@@ -7,6 +7,8 @@ among the similarities of random movie pairs (a percentile), then worded.
 
 from __future__ import annotations
 
+from bisect import bisect_left
+
 import numpy as np
 
 from model.genres import GENRE_GROUPS
@@ -22,8 +24,10 @@ class ModalityCalibration:
     """Sorted random-pair cosines per modality, sampled from the stored features."""
 
     def __init__(self, text_pairs: np.ndarray, image_pairs: np.ndarray) -> None:
-        self.text = np.sort(text_pairs)
-        self.image = np.sort(image_pairs)
+        # Python lists: an answer looks up 40 single values, and bisect on a list takes a tenth
+        # of the time of np.searchsorted on one scalar (0.15 ms of a 1 ms answer at 10k movies)
+        self.text: list[float] = np.sort(text_pairs).tolist()
+        self.image: list[float] = np.sort(image_pairs).tolist()
 
     @classmethod
     def from_features(
@@ -41,10 +45,11 @@ class ModalityCalibration:
         return cls((t[a] * t[b]).sum(1), (i[a] * i[b]).sum(1))
 
     @staticmethod
-    def _percentile(sorted_values: np.ndarray, x: float) -> float | None:
+    def _percentile(sorted_values: list[float], x: float) -> float | None:
+        """Share of the sampled pairs strictly below x; None below 20 pairs."""
         if len(sorted_values) < 20:
             return None
-        return float(np.searchsorted(sorted_values, x) / len(sorted_values))
+        return bisect_left(sorted_values, x) / len(sorted_values)
 
     def text_percentile(self, x: float) -> float | None:
         return self._percentile(self.text, x)
