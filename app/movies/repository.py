@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 import numpy as np
-from sqlalchemy import func, select, update
+from sqlalchemy import bindparam, func, select, update
 from sqlalchemy.orm import Session, selectinload
 
 from app.movies.models import ChangeLog, Movie, MovieFeatures, MovieGenreGroup, MovieVector
@@ -18,6 +18,39 @@ IN_CHUNK = 5_000  # ids per IN (...) list, well under every database's bound-par
 RESPONSE_LOADS = (
     selectinload(Movie.features).load_only(MovieFeatures.image_count),
     selectinload(Movie.vector).load_only(MovieVector.model_version),
+)
+
+
+_CARD_IDS = bindparam("ids", expanding=True)
+# The two reads of MovieRepository.cards: a movie card's columns, and its genre groups.
+CARD_ROWS = (
+    select(
+        Movie.id,
+        Movie.external_id,
+        Movie.title,
+        Movie.plot,
+        Movie.year,
+        Movie.genres,
+        Movie.created_at,
+        Movie.updated_at,
+        MovieVector.model_version,
+        MovieFeatures.image_count,
+        MovieFeatures.text,
+        MovieFeatures.image,
+    )
+    .join(MovieFeatures, MovieFeatures.movie_id == Movie.id)
+    .join(MovieVector, MovieVector.movie_id == Movie.id)
+    .where(Movie.id.in_(_CARD_IDS))
+)
+CARD_GROUPS = (
+    select(
+        MovieGenreGroup.movie_id,
+        MovieGenreGroup.group_id,
+        MovieGenreGroup.inferred,
+        MovieGenreGroup.confidence,
+    )
+    .where(MovieGenreGroup.movie_id.in_(_CARD_IDS))
+    .order_by(MovieGenreGroup.group_id)
 )
 
 
@@ -82,44 +115,17 @@ class MovieRepository:
         return self.session.scalar(stmt)
 
     def cards(self, ids: Sequence[int]) -> dict[int, MovieCard]:
-        """Cards with raw features for a whole similar-movies answer: two selects in all."""
+        """Cards with raw features for a whole similar-movies answer: two selects in all, built
+        once (module level) and run on the session's connection, which skips rebuilding the
+        statements and the ORM's execution layer on every first visit."""
         if not ids:
             return {}
-        wanted = list(ids)
-        stmt = (
-            select(
-                Movie.id,
-                Movie.external_id,
-                Movie.title,
-                Movie.plot,
-                Movie.year,
-                Movie.genres,
-                Movie.created_at,
-                Movie.updated_at,
-                MovieVector.model_version,
-                MovieFeatures.image_count,
-                MovieFeatures.text,
-                MovieFeatures.image,
-            )
-            .join(MovieFeatures, MovieFeatures.movie_id == Movie.id)
-            .join(MovieVector, MovieVector.movie_id == Movie.id)
-            .where(Movie.id.in_(wanted))
-        )
+        connection, params = self.session.connection(), {"ids": list(ids)}
         groups: dict[int, list[tuple[int, bool, float]]] = {}
-        group_rows = (
-            select(
-                MovieGenreGroup.movie_id,
-                MovieGenreGroup.group_id,
-                MovieGenreGroup.inferred,
-                MovieGenreGroup.confidence,
-            )
-            .where(MovieGenreGroup.movie_id.in_(wanted))
-            .order_by(MovieGenreGroup.group_id)
-        )
-        for movie_id, group_id, inferred, confidence in self.session.execute(group_rows):
+        for movie_id, group_id, inferred, confidence in connection.execute(CARD_GROUPS, params):
             groups.setdefault(movie_id, []).append((group_id, inferred, confidence))
         out = {}
-        for r in self.session.execute(stmt):
+        for r in connection.execute(CARD_ROWS, params):
             row = dict(r._mapping)  # the selected columns carry MovieCard's field names
             row.update(
                 genres=list(row["genres"] or []),
