@@ -14,10 +14,11 @@ the service than the same forward in a main thread, whose heap keeps its pages
   over 128 KiB becomes an `mmap` (measured: 45,000 faults per movie);
 - `M_TOP_PAD` of one thread heap (64 MiB): a thread's arena is a chain of 64 MiB heaps, and one
   whose memory is all free again is unmapped whatever the trim threshold, unless the heap below
-  it lacks this much room. Without it, 1 run in 4 still faulted 300-1,800 pages per movie.
+  it lacks this much room. Without it, 2 test runs in 4 still faulted 285 and 1,765 pages per
+  movie.
 
-The cost is resident memory: each arena keeps its high-water mark, about 50 MiB more for the
-service with the dev encoders. Only glibc has these knobs; elsewhere this does nothing.
+The cost is resident memory: each arena keeps its high-water mark, 58 MiB more for the service
+with the dev encoders. Only glibc has these knobs; elsewhere this does nothing.
 """
 
 from __future__ import annotations
