@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 import numpy as np
-from sqlalchemy import bindparam, func, select, update
+from sqlalchemy import BindParameter, bindparam, func, select, update
 from sqlalchemy.orm import Session, selectinload
 
 from app.movies.models import ChangeLog, Movie, MovieFeatures, MovieGenreGroup, MovieVector
@@ -21,7 +21,7 @@ RESPONSE_LOADS = (
 )
 
 
-_CARD_IDS = bindparam("ids", expanding=True)
+_CARD_IDS: BindParameter[list[int]] = bindparam("ids", expanding=True)
 # The two reads of MovieRepository.cards: a movie card's columns, and its genre groups.
 CARD_ROWS = (
     select(
