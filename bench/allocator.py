@@ -14,18 +14,17 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import os
-import sys
 import tempfile
 from pathlib import Path
 from statistics import median
 
 from bench.common import rss_mib, save
 from bench.ingest import (
+    add_batch_arguments,
     bare_forward,
     bare_inputs,
+    batch_from_args,
     clients_pass,
-    dev_batch,
     encoder_settings,
     ingest_server,
     post_warm,
@@ -37,20 +36,10 @@ VARIANTS = {"kept": {}, "glibc_defaults": {"MOVIEREC_MALLOC_KEEP_FREED_MIB": "0"
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--movies", type=int, default=48)
-    parser.add_argument("--images-per-movie", type=int, default=3)
+    add_batch_arguments(parser)
     parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--device", default="cpu", help="cuda on a GPU machine")
-    parser.add_argument("--encoders", choices=("dev", "production"), default="dev")
-    parser.add_argument("--dataset", type=Path, default=None, help="default: ../shared's dev set")
     args = parser.parse_args()
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    from tests.helpers import DATASET
-
-    dataset = args.dataset or DATASET
-    if not dataset.is_dir():
-        sys.exit(f"needs the dev dataset at {dataset} (posters and plots)")
-    batch = dev_batch(dataset, args.movies, args.images_per_movie)
+    batch = batch_from_args(args)
     with tempfile.TemporaryDirectory() as tmp, contextlib.ExitStack() as servers:
         work = Path(tmp)
         models = encoder_settings(args.encoders, work) | {"MOVIEREC_DEVICE": args.device}

@@ -6,6 +6,7 @@ import json
 import os
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -68,16 +69,20 @@ def cpu_seconds(pid: int) -> float:
     return _cpu_seconds(Path(f"/proc/{pid}/stat"))
 
 
-def kernel_cpu_seconds(pid: int) -> float:
-    """System (kernel) CPU time of a process so far, all its threads (Linux): page faults land
-    here."""
-    return int(_stat_fields(Path(f"/proc/{pid}/stat"))[12]) / os.sysconf("SC_CLK_TCK")
+@dataclass(frozen=True)
+class ProcessCounters:
+    cpu_seconds: float  # user + system, all threads
+    kernel_seconds: float  # system only: page faults land here
+    minor_faults: int  # pages the kernel mapped (and zeroed) on first touch, e.g. memory the
+    # allocator handed back and took again (app/allocator.py)
 
 
-def minor_faults(pid: int) -> int:
-    """Minor page faults of a process so far, all its threads (Linux): pages the kernel had to
-    map (and zero) on first touch, e.g. memory the allocator handed back and took again."""
-    return int(_stat_fields(Path(f"/proc/{pid}/stat"))[7])
+def process_counters(pid: int) -> ProcessCounters:
+    """A process's CPU time and minor page faults so far, from one read of its stat (Linux)."""
+    fields = _stat_fields(Path(f"/proc/{pid}/stat"))
+    tick = os.sysconf("SC_CLK_TCK")
+    user, system = int(fields[11]) / tick, int(fields[12]) / tick
+    return ProcessCounters(user + system, system, int(fields[7]))
 
 
 def thread_cpu_seconds(pid: int) -> dict[int, float]:

@@ -35,14 +35,7 @@ from statistics import median
 
 import httpx
 
-from bench.common import (
-    cpu_seconds,
-    kernel_cpu_seconds,
-    minor_faults,
-    rss_mib,
-    save,
-    thread_cpu_seconds,
-)
+from bench.common import cpu_seconds, process_counters, rss_mib, save, thread_cpu_seconds
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -50,11 +43,7 @@ sys.path.insert(0, str(ROOT))
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--movies", type=int, default=48)
-    parser.add_argument("--images-per-movie", type=int, default=3)
-    parser.add_argument("--device", default="cpu", help="cuda on a GPU machine (bf16 autocast)")
-    parser.add_argument("--encoders", choices=("dev", "production"), default="dev")
-    parser.add_argument("--dataset", type=Path, default=None, help="default: ../shared's dev set")
+    add_batch_arguments(parser)
     parser.add_argument("--tag", default="", help="suffix for the results file (e.g. eager)")
     parser.add_argument(
         "--rounds", type=int, default=3, help="alternating bare / 1 / 8-client rounds"
@@ -66,13 +55,7 @@ def main() -> None:
         help="directory: sample the server with py-spy (--gil) during each HTTP run",
     )
     args = parser.parse_args()
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    from tests.helpers import DATASET
-
-    dataset = args.dataset or DATASET
-    if not dataset.is_dir():
-        sys.exit(f"needs the dev dataset at {dataset} (posters and plots)")
-    batch = dev_batch(dataset, args.movies, args.images_per_movie)
+    batch = batch_from_args(args)
     results: dict = {
         "movies": len(batch),
         "images_per_movie": args.images_per_movie,
@@ -95,6 +78,26 @@ def main() -> None:
     suffix = "" if args.encoders == "dev" else f"-{args.encoders}"
     suffix += f"-{args.tag}" if args.tag else ""
     print("wrote", save(f"ingest-{args.device.replace(':', '')}{suffix}", results))
+
+
+def add_batch_arguments(parser: argparse.ArgumentParser) -> None:
+    """The movies, encoders and device of an ingest benchmark (this one and bench.allocator)."""
+    parser.add_argument("--movies", type=int, default=48)
+    parser.add_argument("--images-per-movie", type=int, default=3)
+    parser.add_argument("--device", default="cpu", help="cuda on a GPU machine (bf16 autocast)")
+    parser.add_argument("--encoders", choices=("dev", "production"), default="dev")
+    parser.add_argument("--dataset", type=Path, default=None, help="default: ../shared's dev set")
+
+
+def batch_from_args(args: argparse.Namespace) -> list:
+    """The movies `add_batch_arguments` asked for; exits when the dataset is missing."""
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    from tests.helpers import DATASET
+
+    dataset = args.dataset or DATASET
+    if not dataset.is_dir():
+        sys.exit(f"needs the dev dataset at {dataset} (posters and plots)")
+    return dev_batch(dataset, args.movies, args.images_per_movie)
 
 
 def dev_batch(dataset: Path, movies: int, images_per_movie: int) -> list:
@@ -337,15 +340,15 @@ def post_warm(server, batch) -> None:
 def clients_pass(server, batch, clients: int, prefix: str = "") -> dict[str, float]:
     """`run_clients` against `server`: its rate, and the server's CPU cores used meanwhile (all,
     and in the kernel) and minor page faults per movie (app/allocator.py says why)."""
-    pid = server.proc.pid
-    cpu, kernel, faults = cpu_seconds(pid), kernel_cpu_seconds(pid), minor_faults(pid)
+    before = process_counters(server.proc.pid)
     seconds = run_clients(server.url, batch, clients, prefix=prefix)
+    after = process_counters(server.proc.pid)
     return {
         "seconds": seconds,
         "movies_per_s": len(batch) / seconds,
-        "server_cores_used": (cpu_seconds(pid) - cpu) / seconds,
-        "server_kernel_cores_used": (kernel_cpu_seconds(pid) - kernel) / seconds,
-        "server_faults_per_movie": (minor_faults(pid) - faults) / len(batch),
+        "server_cores_used": (after.cpu_seconds - before.cpu_seconds) / seconds,
+        "server_kernel_cores_used": (after.kernel_seconds - before.kernel_seconds) / seconds,
+        "server_faults_per_movie": (after.minor_faults - before.minor_faults) / len(batch),
     }
 
 
@@ -375,12 +378,10 @@ def http_throughput(batch, models: dict[str, str], work: Path, profile: Path | N
             rss_end = rss_mib(server.proc.pid)
         images = len(batch) * len(batch[0][2])
         db = work / f"http{clients}" / "movierec.db"
+        seconds = run.pop("seconds")
         out[str(clients)] = {
-            "movies_per_s": run["movies_per_s"],
-            "images_per_s": images / run["seconds"],
-            "server_cores_used": run["server_cores_used"],  # CPU seconds per second, all threads
-            "server_kernel_cores_used": run["server_kernel_cores_used"],
-            "server_faults_per_movie": run["server_faults_per_movie"],
+            **run,  # movies/s; the server's cores (all threads, and in the kernel) and faults
+            "images_per_s": images / seconds,
             # the busiest threads' shares of the wall time: an encoder's OpenMP helpers should
             # be as busy as the embedding worker (docs/PERFORMANCE.md section 3)
             "server_busiest_threads": busy,

@@ -37,12 +37,12 @@ def worker_faults(app) -> int:
     return int(stat.rsplit(")", 1)[1].split()[7])
 
 with TestClient(create_app(settings)) as client:
-    for seed in range(3):  # first forwards: the arena grows to its working size
+    for seed in range(5):  # first forwards: the arena grows to its working size
         assert post_movie(client, n_images=3, seed=seed).status_code == 201
     before = worker_faults(client.app)
-    for seed in range(3, 9):
+    for seed in range(5, 15):
         assert post_movie(client, n_images=3, seed=seed).status_code == 201
-    print(json.dumps({"faults_per_movie": (worker_faults(client.app) - before) / 6}))
+    print(json.dumps({"faults_per_movie": (worker_faults(client.app) - before) / 10}))
 """
 
 
@@ -71,10 +71,12 @@ def test_the_embedding_worker_stops_faulting_in_its_activations(tiny_models, tmp
     """docs/PERFORMANCE.md section 3: with glibc's defaults this worker faulted thousands of
     pages per movie back in (the forward's activations, handed back to the kernel when freed)."""
     default = worker_faults_per_movie(tiny_models, tmp_path / "default", 0)
-    kept = worker_faults_per_movie(tiny_models, tmp_path / "kept", 256)
     if default < 1000:  # another glibc, other heuristics: nothing here for the setting to fix
         pytest.skip(f"glibc's defaults fault only {default:.0f} times per movie here")
-    assert kept < default / 20, (kept, default)
+    kept = worker_faults_per_movie(tiny_models, tmp_path / "kept", 256)
+    # Kept is 0 in nearly every run; one run in about 30 saw 294 (probably the arena still
+    # growing) against 1,765. Without the setting the two are alike.
+    assert kept < default / 4, (kept, default)
 
 
 def test_zero_leaves_the_allocator_alone():
