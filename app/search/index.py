@@ -25,6 +25,7 @@ import numpy as np
 from app.failpoints import failpoint
 from app.search.flat_store import FlatCopy, FlatStore
 from app.search.rwlock import RWLock
+from app.search.topk import top_indices
 
 INDEX_FILE, MANIFEST_FILE = "index.faiss", "manifest.json"
 # Snapshot formats. FAISS: faiss.serialize_index. FLAT_RAW: `count` int64 ids, then `count` x dim
@@ -336,16 +337,14 @@ class VectorIndex:
     def _search_flat_numpy(
         self, query: np.ndarray, k: int, blocked: set[int], allowed: set[int] | None
     ) -> list[tuple[int, float]]:
-        """One query on the flat index: a BLAS GEMV on all cores + argpartition. faiss-cpu takes
-        its BLAS path only for large query batches; for a single query this is several times
-        faster (bench/similar.py)."""
+        """One query on the flat index: a BLAS GEMV on all cores, then the top scores through a
+        bound on chunk maxima (`top_indices`). faiss-cpu takes its BLAS path only for large query
+        batches; for a single query this is several times faster (bench/similar.py)."""
         xb, ids = self._store.view()
         scores = xb @ query  # (N,)
         if allowed is not None:
             scores[~np.isin(ids, np.fromiter(allowed, np.int64, len(allowed)))] = -np.inf
-        fetch = min(len(ids), k + len(blocked))
-        top = np.argpartition(-scores, fetch - 1)[:fetch]
-        top = top[np.argsort(-scores[top], kind="stable")]
+        top = top_indices(scores, k + len(blocked))
         out = [(int(ids[i]), float(scores[i])) for i in top if int(ids[i]) not in blocked]
         return [p for p in out if p[1] > -np.inf][:k]
 
