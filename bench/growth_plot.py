@@ -20,6 +20,7 @@ SERIES = [  # (key, label, style)
     ("similar_first_p50_ms", "GET similar, first visit (cards from the database)", "o-"),
     ("similar_p50_ms", "GET similar, repeat visit (cards from memory)", "o-"),
     ("raw_p50_ms", "raw exact search alone (faster of numpy / FAISS)", "s--"),
+    ("index_search_p50_ms", "the service's exact search alone (GEMV + chunk-max top-k)", "x-."),
     ("hnsw_p50_ms", "HNSW search alone", "s--"),
     ("trivial_p50_ms", "trivial endpoint (GET /health)", "^:"),
     ("write_p50_ms", "POST /movies, tiny encoders (database + index)", "d-"),
@@ -33,7 +34,7 @@ def main() -> None:
     args = parser.parse_args()
     rows = {int(n): r for n, r in json.loads(args.results.read_text())["sizes"].items()}
     sizes = sorted(rows)
-    fig, (lat, mem) = plt.subplots(1, 2, figsize=(13, 5))
+    fig, (lat, mem) = plt.subplots(1, 2, figsize=(13, 6))
     for key, label, style in SERIES:
         pts = [(n, rows[n][key]) for n in sizes if rows[n].get(key) is not None]
         if pts:
@@ -41,7 +42,7 @@ def main() -> None:
     lat.set(xscale="log", yscale="log", xlabel="movies in the catalogue", ylabel="p50 latency (ms)")
     lat.set_title("Latency per request")
     lat.grid(True, which="both", alpha=0.3)
-    lat.legend(fontsize=8)
+    lat.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.14), ncol=2)
     for key, label in [
         ("server_rss_mib_loaded", "server resident memory after start (MiB)"),
         ("db_mib", "SQLite database file (MiB)"),
