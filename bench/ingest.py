@@ -160,7 +160,6 @@ def stage_split(batch, models: dict[str, str], work: Path) -> tuple[dict, dict]:
     from fastapi.testclient import TestClient
 
     from app.main import create_app
-    from app.movies import service
 
     settings = settings_from_env(models, work / "split")
     acc: dict[str, float] = defaultdict(float)
@@ -178,9 +177,9 @@ def stage_split(batch, models: dict[str, str], work: Path) -> tuple[dict, dict]:
 
             setattr(obj, name, timed_call)
 
-        wrap(service, "decode_image", "decode")
         wrap(emb.text_encoder, "encode", "text encoder")
-        wrap(emb, "prepare", "resize (request thread)")
+        # a movie's images decode and resize in parallel pool threads: timed as one stage
+        wrap(emb, "prepare_from", "decode + resize (request thread)")
         wrap(emb.image_encoder, "encode_prepared", "image encoder")
         wrap(emb, "fuse", "fusion")
         post(client, batch[0], "warm")  # first-call costs out of the way

@@ -8,9 +8,10 @@ variants disagree on mean/std and input size, so nothing is hard-coded here.
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from functools import cache
+from typing import TypeVar
 
 import numpy as np
 import torch
@@ -20,6 +21,8 @@ from torch import nn
 from model.config import ImageEncoderConfig
 from model.cuda_graphs import GraphedForward
 from model.device import autocast_context, resolve_device
+
+Source = TypeVar("Source")
 
 
 def create_trunk(config: ImageEncoderConfig) -> nn.Module:
@@ -41,6 +44,10 @@ def _resize_pool() -> ThreadPoolExecutor:
     600 px a resize costs about 12 ms per image, a third of a movie's ingest time on a GPU
     (docs/PERFORMANCE.md)."""
     return ThreadPoolExecutor(max_workers=min(8, os.cpu_count() or 1), thread_name_prefix="resize")
+
+
+def _as_is(image: Image.Image) -> Image.Image:
+    return image
 
 
 class ImageEncoder(nn.Module):
@@ -90,12 +97,23 @@ class ImageEncoder(nn.Module):
     def prepare(self, images: Sequence[Image.Image]) -> torch.Tensor:
         """Images -> (N, 3, H, W) uint8 model input before normalisation: the CPU half of
         `encode`, safe to run in many threads at once; a quarter of the memory of floats."""
-        if not images:
+        return self.prepare_from(images, _as_is)
+
+    def prepare_from(
+        self, sources: Sequence[Source], decode: Callable[[Source], Image.Image]
+    ) -> torch.Tensor:
+        """`prepare` for images not decoded yet (uploads): each is decoded and resized in one
+        task of the resize pool, so a movie's images decode in parallel too, not one after
+        another before their resizes (1-2 ms less per movie of 3 posters on 2 cores; more where
+        large stills meet many cores). The first source that fails to decode, in order, raises."""
+        if not sources:
             raise ValueError("every movie needs at least one image")
-        if len(images) == 1:
-            arrays = [self._resize_one(images[0])]
-        else:
-            arrays = list(_resize_pool().map(self._resize_one, images))
+
+        def one(source: Source) -> np.ndarray:
+            return self._resize_one(decode(source))
+
+        pool = _resize_pool() if len(sources) > 1 else None  # one image: no thread hop
+        arrays = list(pool.map(one, sources)) if pool else [one(sources[0])]
         # The layout change in numpy, not torch: a torch copy this size runs an OpenMP parallel
         # region, and every thread that runs one keeps its own OpenMP team. With the request
         # threads' teams alive, the embedding worker's encoders used 1.4 of 2 CPU cores instead

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import numpy as np
+from PIL import Image
 from sqlalchemy.orm import Session
 
 from app.errors import MovieNotFound, PayloadTooLarge
@@ -96,8 +97,12 @@ def create_or_replace_movie(
         raise PayloadTooLarge(f"{len(uploads)} images; at most {s.max_images} per movie")
     limits = ImageLimits(max_bytes=s.max_image_bytes, max_pixels=s.max_image_pixels)
     target = state.embedder.image_encoder.input_size
-    images = [decode_image(u.data, name=u.name, limits=limits, target=target) for u in uploads]
-    pixels = state.embedder.prepare(images)  # resized here, in parallel with other requests
+
+    def decode(upload: Upload) -> Image.Image:
+        return decode_image(upload.data, name=upload.name, limits=limits, target=target)
+
+    # decoded and resized here, in parallel threads, not in the embedding worker
+    pixels = state.embedder.prepare_from(uploads, decode)
     watch.lap("decode + resize")
     emb = state.batcher.embed(plot, pixels, wait=s.ingest_wait_seconds)
     watch.lap("embed (queue + encoders)")
@@ -120,7 +125,7 @@ def create_or_replace_movie(
             image_model=state.embedder.image_model,
             text=to_bytes(emb.text),
             image=to_bytes(emb.image),
-            image_count=len(images),
+            image_count=len(uploads),
         )
         movie.vector = MovieVector(model_version=state.model_version, vector=to_bytes(emb.vector))
         repo.log_change(movie.id, "upsert")

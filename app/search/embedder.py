@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -16,7 +16,7 @@ from model.checkpoint import checkpoint_version, load_checkpoint
 from model.config import ImageEncoderConfig, TextEncoderConfig
 from model.device import resolve_device
 from model.fusion import FALLBACK_SEED, RandomProjection
-from model.image import ImageEncoder
+from model.image import ImageEncoder, Source
 from model.text import TextEncoder
 
 log = logging.getLogger("movierec.embedder")
@@ -105,6 +105,12 @@ class Embedder:
         """A movie's decoded images -> (N, 3, H, W) uint8 encoder input. CPU work that runs in
         the request's own thread, so concurrent requests resize in parallel."""
         return self.image_encoder.prepare(images)
+
+    def prepare_from(
+        self, sources: Sequence[Source], decode: Callable[[Source], Image.Image]
+    ) -> torch.Tensor:
+        """`prepare` for undecoded uploads: each decoded and resized in parallel."""
+        return self.image_encoder.prepare_from(sources, decode)
 
     def embed_many(self, movies: Sequence[tuple[str, torch.Tensor]]) -> list[Embedding]:
         """Several movies (plot, prepared pixels) in one text call, one image call and one fusion

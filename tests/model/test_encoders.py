@@ -137,6 +137,28 @@ def test_split_preprocessing_equals_timms_eval_transform(tiny_models):
     )
 
 
+def test_prepare_from_decodes_in_the_pool_and_raises_the_first_failure_in_order():
+    """Uploads decode and resize in pool threads: the same pixels as decoding first, and a bad
+    upload fails the movie with its own error, the first bad one in upload order."""
+    enc = ImageEncoder(ImageEncoderConfig(name="test_efficientnet", pretrained=False), "cpu")
+    ims = _images(3)
+    decoded_in: set[str] = set()
+
+    def decode(i: int) -> Image.Image:
+        decoded_in.add(threading.current_thread().name)
+        if i < 0:
+            raise ValueError(f"upload {i} is broken")
+        return ims[i]
+
+    assert torch.equal(enc.prepare_from([0, 1, 2], decode), enc.prepare(ims))
+    assert all(name.startswith("resize") for name in decoded_in)  # not the calling thread
+    assert torch.equal(enc.prepare_from([2], decode), enc.prepare(ims[2:]))
+    with pytest.raises(ValueError, match="upload -1 is broken"):
+        enc.prepare_from([0, -1, 1, -2], decode)
+    with pytest.raises(ValueError, match="at least one image"):
+        enc.prepare_from([], decode)
+
+
 @pytest.mark.skipif(not Path("/proc/self/task").is_dir(), reason="counts Linux threads")
 def test_prepare_starts_no_openmp_team_in_the_calling_thread():
     """Request threads call prepare. A torch parallel region there gives each of them its own
