@@ -464,8 +464,9 @@ class VectorIndex:
         that must not overlap a write. A flat index finishes `prepared` (re-copying only the rows
         written since it began) or copies its two arrays whole; an HNSW graph is copied with
         `faiss.clone_index` (3-8x faster than serialising it, which at 1M movies held writes for
-        7 s: docs/PERFORMANCE.md). `IndexSnapshot.write` hashes and writes the copy later."""
-        with self.lock.read():
+        7 s: docs/PERFORMANCE.md). `IndexSnapshot.write` hashes and writes the copy later.
+        A clone or whole copy is a long read: searches go on while a write waits (`RWLock`)."""
+        with self.lock.read(long=self.kind == "hnsw" or prepared is None):
             if self.kind == "flat":
                 if prepared is not None and prepared.store is self._store:
                     ids, xb = prepared.finish()
