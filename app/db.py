@@ -22,7 +22,7 @@ class Base(DeclarativeBase):
 def make_engine(url: str) -> Engine:
     """SQLite: WAL + synchronous=FULL + foreign keys, so an acknowledged commit survives a crash.
     PostgreSQL: pre-ping and a short connect timeout so an outage answers fast
-    instead of hanging."""
+    instead of hanging, and no JIT."""
     if url.startswith("sqlite"):
         engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
 
@@ -35,7 +35,13 @@ def make_engine(url: str) -> Engine:
             cur.close()
 
         return engine
-    connect_args = {"connect_timeout": 2} if url.startswith("postgresql") else {}
+    connect_args: dict = {}
+    if url.startswith("postgresql"):
+        # JIT compiles plans whose estimated cost is high: never worth it for this service's
+        # small indexed reads, and right after a bulk import, before autovacuum has analysed
+        # the tables, the cards' read was estimated high enough to spend 9 ms compiling on
+        # every similar-movies answer (docs/PERFORMANCE.md section 1).
+        connect_args = {"connect_timeout": 2, "options": "-c jit=off"}
     return create_engine(
         url,
         pool_pre_ping=True,

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 import numpy as np
-from sqlalchemy import BindParameter, bindparam, func, select, update
+from sqlalchemy import BindParameter, Integer, String, bindparam, cast, func, select, update
 from sqlalchemy.orm import Session, selectinload
 
 from app.movies.models import ChangeLog, Movie, MovieFeatures, MovieGenreGroup, MovieVector
@@ -22,7 +22,25 @@ RESPONSE_LOADS = (
 
 
 _CARD_IDS: BindParameter[list[int]] = bindparam("ids", expanding=True)
-# The two reads of MovieRepository.cards: a movie card's columns, and its genre groups.
+# A card's genre groups as one string per movie, "group:inferred:confidence,...", aggregated by
+# the database (group_concat on SQLite, string_agg on PostgreSQL): the cards' read is one
+# statement, one round trip to PostgreSQL, where rows and groups took two.
+_GROUP = MovieGenreGroup
+_GROUP_LIST = (
+    select(
+        func.aggregate_strings(
+            cast(_GROUP.group_id, String)
+            + ":"
+            + cast(cast(_GROUP.inferred, Integer), String)
+            + ":"
+            + cast(_GROUP.confidence, String),
+            ",",
+        )
+    )
+    .where(_GROUP.movie_id == Movie.id)
+    .scalar_subquery()
+)
+# MovieRepository.cards' read, built once: a card's columns (named as MovieCard's fields).
 CARD_ROWS = (
     select(
         Movie.id,
@@ -37,21 +55,23 @@ CARD_ROWS = (
         MovieFeatures.image_count,
         MovieFeatures.text,
         MovieFeatures.image,
+        _GROUP_LIST.label("groups"),
     )
     .join(MovieFeatures, MovieFeatures.movie_id == Movie.id)
     .join(MovieVector, MovieVector.movie_id == Movie.id)
     .where(Movie.id.in_(_CARD_IDS))
 )
-CARD_GROUPS = (
-    select(
-        MovieGenreGroup.movie_id,
-        MovieGenreGroup.group_id,
-        MovieGenreGroup.inferred,
-        MovieGenreGroup.confidence,
-    )
-    .where(MovieGenreGroup.movie_id.in_(_CARD_IDS))
-    .order_by(MovieGenreGroup.group_id)
-)
+
+
+def parse_group_list(text: str | None) -> list[tuple[int, bool, float]]:
+    """`_GROUP_LIST`'s string -> [(group id, inferred, confidence)] by group id."""
+    if not text:
+        return []
+    groups = []
+    for item in text.split(","):
+        group_id, inferred, confidence = item.split(":")
+        groups.append((int(group_id), inferred == "1", float(confidence)))
+    return sorted(groups)
 
 
 @dataclass
@@ -115,21 +135,17 @@ class MovieRepository:
         return self.session.scalar(stmt)
 
     def cards(self, ids: Sequence[int]) -> dict[int, MovieCard]:
-        """Cards with raw features for a whole similar-movies answer: two selects in all, built
-        once (module level) and run on the session's connection, which skips rebuilding the
-        statements and the ORM's execution layer on every first visit."""
+        """Cards with raw features for a whole similar-movies answer: one select, built once
+        (module level) and run on the session's connection, which skips rebuilding the
+        statement and the ORM's execution layer on every first visit."""
         if not ids:
             return {}
-        connection, params = self.session.connection(), {"ids": list(ids)}
-        groups: dict[int, list[tuple[int, bool, float]]] = {}
-        for movie_id, group_id, inferred, confidence in connection.execute(CARD_GROUPS, params):
-            groups.setdefault(movie_id, []).append((group_id, inferred, confidence))
         out = {}
-        for r in connection.execute(CARD_ROWS, params):
+        for r in self.session.connection().execute(CARD_ROWS, {"ids": list(ids)}):
             row = dict(r._mapping)  # the selected columns carry MovieCard's field names
             row.update(
                 genres=list(row["genres"] or []),
-                groups=groups.get(r.id, []),
+                groups=parse_group_list(row["groups"]),
                 text=from_bytes(row["text"]),
                 image=from_bytes(row["image"]),
             )

@@ -73,3 +73,42 @@ def test_similar_answers_come_from_memory_and_follow_every_write(client, catalog
 
     client.delete(f"/movies/{target}")
     assert target not in similar_titles(client, catalog[0])
+
+
+def test_a_card_read_in_one_select_equals_the_orm_rows(client, catalog):
+    """The cards' read aggregates each movie's genre groups in the database (group_concat /
+    string_agg): the same groups, flags and confidences as the ORM reads, with none, one or
+    several groups, labelled and inferred."""
+    from sqlalchemy import select
+
+    from app.movies.models import Movie
+    from app.movies.repository import MovieRepository
+
+    ids = [
+        post_movie(client, title=t, plot=p, genres=g, seed=s).json()["id"]
+        for t, p, g, s in [
+            ("several", "a heist that goes wrong", ["Crime", "Comedy", "Horror"], 1),
+            ("one", "a quiet family drama", ["Drama"], 2),
+            ("none", "a movie with no group", ["Drama"], 3),
+            ("inferred", "no genre given", [], 4),  # the catalogue's nearest centroid
+        ]
+    ]
+    with client.app.state.movierec.sessions() as session:
+        repo = MovieRepository(session)
+        movies = {m.id: m for m in session.scalars(select(Movie).where(Movie.id.in_(ids)))}
+        repo.set_groups(movies[ids[2]], [])
+        session.flush()
+        cards = repo.cards([*ids, 10**9])  # an unknown id is simply absent
+        assert sorted(cards) == sorted(ids)
+        for movie_id, card in cards.items():
+            expected = MovieCard.from_movie(movies[movie_id])
+            assert card.groups == sorted(expected.groups), movie_id
+            assert (card.title, card.genres, card.model_version) == (
+                expected.title, expected.genres, expected.model_version,
+            )  # fmt: skip
+        assert len(cards[ids[0]].groups) >= 2 and len(cards[ids[1]].groups) == 1
+        assert cards[ids[2]].groups == []
+        inferred = cards[ids[3]].groups
+        assert inferred and all(flag and 0 < conf <= 1 for _, flag, conf in inferred)
+        assert any(conf != 1.0 for _, _, conf in inferred)  # a real float made the round trip
+        session.rollback()
