@@ -11,7 +11,10 @@ from pathlib import Path
 
 import numpy as np
 
-RESULTS = Path(__file__).resolve().parent / "results"
+# MOVIEREC_BENCH_RESULTS: elsewhere, e.g. for the smoke tests, which must not overwrite real runs
+RESULTS = Path(
+    os.environ.get("MOVIEREC_BENCH_RESULTS") or Path(__file__).resolve().parent / "results"
+)
 
 
 def clustered_unit_vectors(

@@ -53,7 +53,7 @@ def main() -> None:
     }
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
-        url, _ = build_catalogue(args.movies, work, models)
+        url, *_ = build_catalogue(args.movies, work, models)
         settings = Settings(
             _env_file=None, data_dir=work / f"n{args.movies}", database_url=url, device="cpu",
             **models,

@@ -1,0 +1,50 @@
+"""Each bench runs end to end at a toy size and writes a results file with its ratios. A bench
+nobody ran for a while broke once (bench.reindex unpacked two of build_catalogue's four values);
+real runs are long, so these catch that in the suite. Results go to a temporary directory."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.helpers import MINILM, SHARED_REASON
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def run_bench(module: str, *args: str, results: Path) -> None:
+    env = {**os.environ, "MOVIEREC_BENCH_RESULTS": str(results), "HF_HUB_OFFLINE": "1"}
+    done = subprocess.run(
+        [sys.executable, "-m", module, *args],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+
+
+def test_similar_bench(tmp_path):
+    run_bench("bench.similar", "--sizes", "2000", "--requests", "20", results=tmp_path)
+    row = json.loads((tmp_path / "similar.json").read_text())["sizes"]["2000"]
+    for key in (
+        "ratio_vs_raw_plus_trivial",
+        "ratio_first_visit",
+        "ratio_vs_own_search_plus_trivial",
+    ):
+        assert row[key] > 0
+    assert row["hnsw_recall_at_20"] > 0.9
+
+
+def test_snapshot_reads_bench(tmp_path):
+    run_bench("bench.snapshot_reads", "--size", "3000", "--rounds", "1", results=tmp_path)
+    out = json.loads((tmp_path / "snapshot-reads.json").read_text())
+    assert [r["long_read"] for r in out["rounds"]] == [False, True]
+    assert all(r["searches_during"] > 0 for r in out["rounds"])
+
+
+@pytest.mark.skipif(not MINILM.is_dir(), reason=SHARED_REASON)
+def test_reindex_bench(tmp_path):
+    run_bench("bench.reindex", "--movies", "300", results=tmp_path)
+    out = json.loads((tmp_path / "reindex_small.json").read_text())
+    assert out["movies"] == 300 and out["ratio"] > 0
