@@ -270,7 +270,9 @@ class VectorIndex:
     def begin_compaction(self, chunk: int = 50_000) -> Compaction:
         if self.kind != "hnsw":
             raise ValueError("only an HNSW index is compacted")
-        with self.lock.read():  # excludes writers: from here on every written id is recorded
+        # excludes writers: from here on every written id is recorded. Long (the live ids of a
+        # 1M graph): searches pass a write that waits for it (RWLock)
+        with self.lock.read(long=True):
             if self._touched is not None:
                 raise RuntimeError("a compaction is already running")
             self._touched = set()
@@ -284,7 +286,7 @@ class VectorIndex:
         """Copy the next chunk of live vectors into the new graph; True while chunks remain.
         Ids written since the start are copied again by the catch-up, whatever this read."""
         if job.pending:
-            with self.lock.read():
+            with self.lock.read(long=True):  # 50,000 vectors copied: searches pass a waiting write
                 ids, vectors = self._current(job.pending.pop(0).tolist())
             if len(ids):
                 job.fresh.upsert(ids, vectors)  # the expensive part: no lock of ours held
