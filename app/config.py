@@ -68,6 +68,9 @@ class Settings(BaseSettings):
     # glibc only: freed heap memory each malloc arena keeps for reuse instead of trimming it; the
     # embedding worker otherwise re-faults its activations' pages on every forward (app/allocator)
     malloc_keep_freed_mib: int = Field(default=256, ge=0)
+    # start-up's objects (the models) out of full garbage collections, which otherwise stall
+    # every request for 0.3-0.4 s each (app/gc_freeze)
+    gc_freeze: bool = True
 
     @cached_property
     def resolved_database_url(self) -> str:

@@ -15,6 +15,7 @@ from fastapi import FastAPI
 from app.allocator import keep_freed_memory
 from app.config import Settings
 from app.db import make_engine, make_sessionmaker
+from app.gc_freeze import SlowCollectionLog, freeze_startup_objects, unfreeze
 from app.migrations import upgrade_database
 from app.movies.card_cache import CardCache
 from app.movies.clusters import GenreCentroids
@@ -108,6 +109,10 @@ def make_lifespan(
         keep_freed_memory(settings.malloc_keep_freed_mib)  # before the worker's first forward
         state = await in_a_thread_of_its_own(start)
         app.state.movierec = state
+        if settings.gc_freeze:
+            freeze_startup_objects()  # full collections would walk every model object (280 ms)
+        slow_collections = SlowCollectionLog()
+        slow_collections.install()
         if app.state.keyring.open:
             log.warning(
                 "NO API KEYS CONFIGURED: the API is open to anyone who can reach it. "
@@ -125,5 +130,8 @@ def make_lifespan(
             with state.write_lock:
                 snapshot(state)
             state.engine.dispose()
+            slow_collections.remove()
+            if settings.gc_freeze:
+                unfreeze()
 
     return lifespan

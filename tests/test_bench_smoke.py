@@ -48,3 +48,11 @@ def test_reindex_bench(tmp_path):
     run_bench("bench.reindex", "--movies", "300", results=tmp_path)
     out = json.loads((tmp_path / "reindex_small.json").read_text())
     assert out["movies"] == 300 and out["ratio"] > 0
+
+
+def test_gc_pauses_bench(tmp_path):
+    args = ("--size", "2000", "--requests", "30", "--rounds", "1")
+    run_bench("bench.gc_pauses", *args, results=tmp_path)
+    out = json.loads((tmp_path / "gc-pauses.json").read_text())
+    assert set(out["rounds"][0]) == {"true", "false"}
+    assert all(r["p50_ms"] > 0 for r in out["rounds"][0].values())
