@@ -67,13 +67,13 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         models = tiny_models(work / "models")
-        url, *_ = build_catalogue(args.size, work, models)
+        build_catalogue(args.size, work, models)
         servers = {}
         for freeze in ("true", "false"):
             data_dir = work / f"gc-freeze-{freeze}"
             shutil.copytree(work / f"n{args.size}", data_dir)
             env = {
-                "MOVIEREC_DATABASE_URL": url.replace(f"n{args.size}", data_dir.name),
+                "MOVIEREC_DATABASE_URL": f"sqlite:///{data_dir / 'movierec.db'}",
                 "MOVIEREC_DATA_DIR": str(data_dir),
                 "MOVIEREC_DEVICE": "cpu",
                 "MOVIEREC_TEXT_MODEL": models["text_model"],
