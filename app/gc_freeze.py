@@ -5,9 +5,10 @@ timm modules, their parameters' Python wrappers, imported code), all alive until
 full (generation 2) collection walks every one of them while holding the GIL: 280 ms with the
 dev encoders, during which no request makes progress. CPython runs one whenever the objects that
 survived since the last one reach a quarter of the long-lived ones, which a filling card cache
-reaches: 3,000 first visits at 100k movies met two, of 354 and 439 ms (docs/PERFORMANCE.md section 1). `gc.freeze()` after start-up moves those objects to
-a permanent generation that collections skip; what requests create is still collected. Full
-collections slower than 100 ms are logged ("slow garbage collection"), frozen or not.
+reaches: 3,000 first visits at 100k movies met two, of 354 and 439 ms (docs/PERFORMANCE.md
+section 1). `gc.freeze()` after start-up moves those objects to a permanent generation that
+collections skip; what requests create is still collected. Full collections slower than 100 ms
+are logged ("slow garbage collection"), frozen or not.
 """
 
 from __future__ import annotations
