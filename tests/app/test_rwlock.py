@@ -53,7 +53,7 @@ def test_new_readers_pass_a_writer_that_waits_for_a_long_read():
     long_in, long_go, w_in, w_go, r_in, r_go, late_in, late_go = (
         threading.Event() for _ in range(8)
     )
-    start(lock, "read", long_in, long_go, long=True)
+    long_reader = start(lock, "read", long_in, long_go, long=True)
     assert long_in.wait(WAIT)
     start(lock, "write", w_in, w_go)
     assert writer_waiting(lock)
@@ -61,6 +61,7 @@ def test_new_readers_pass_a_writer_that_waits_for_a_long_read():
     assert r_in.wait(WAIT)  # a search during the clone is not held back by the writer
     assert not w_in.is_set()
     long_go.set()  # the clone ends: the writer is next, after the search in flight
+    long_reader.join(WAIT)
     start(lock, "read", late_in, late_go)
     assert not late_in.wait(0.2)  # writer preference is back
     assert not w_in.is_set()  # still waiting for the search in flight
