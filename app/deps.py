@@ -23,7 +23,9 @@ async def get_state(request: Request) -> AppState:
 async def get_session(request: Request) -> AsyncIterator[Session]:
     """A session per request. Making one does no I/O; closing one does only while it holds a
     connection in a transaction (a rollback), and then it runs in the threadpool, off the event
-    loop."""
+    loop. It is closed when the endpoint returns, before the response is sent (`SessionDep`'s
+    scope): closed after it, a read's rollback ran while the client's next request did and took
+    cores from its search (docs/PERFORMANCE.md section 1)."""
     session = request.app.state.movierec.sessions()
     try:
         yield session
@@ -35,4 +37,4 @@ async def get_session(request: Request) -> AsyncIterator[Session]:
 
 
 StateDep = Annotated[AppState, Depends(get_state)]
-SessionDep = Annotated[Session, Depends(get_session)]
+SessionDep = Annotated[Session, Depends(get_session, scope="function")]

@@ -170,10 +170,6 @@ def read_similar_movies(
     query, results = service.similar_movies(
         state, session, movie_id, k=k, exclude=set(exclude or []), genre_group=genre_group
     )
-    # End the read here, in this worker thread: left to the session dependency, a read that
-    # holds a transaction is rolled back in another thread hop after the response is sent,
-    # where it competes with the next request's search (docs/PERFORMANCE.md section 1).
-    session.close()
     answer = SimilarMovies(
         query=query.read,
         model_version=state.model_version,
