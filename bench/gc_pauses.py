@@ -14,14 +14,13 @@ import os
 import shutil
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import httpx
 import numpy as np
 
 from bench.common import pct, save
-from bench.similar import build_catalogue, tiny_models
+from bench.similar import build_catalogue, server_env, timed_ids, tiny_models
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -29,13 +28,7 @@ sys.path.insert(0, str(ROOT))
 
 def visits(server, ids: np.ndarray) -> dict:
     with httpx.Client(base_url=server.url, timeout=60) as client:
-        latencies = []
-        for i in ids:
-            t = time.perf_counter()
-            r = client.get(f"/movies/{i}/similar", params={"k": 20})
-            latencies.append(time.perf_counter() - t)
-            assert r.status_code == 200, r.text
-    ms = 1e3 * np.array(latencies)
+        ms = 1e3 * timed_ids(client, ids)
     return {
         "p50_ms": pct(ms, 50),
         "p99_ms": pct(ms, 99),
@@ -72,15 +65,8 @@ def main() -> None:
         for freeze in ("true", "false"):
             data_dir = work / f"gc-freeze-{freeze}"
             shutil.copytree(work / f"n{args.size}", data_dir)
-            env = {
-                "MOVIEREC_DATABASE_URL": f"sqlite:///{data_dir / 'movierec.db'}",
-                "MOVIEREC_DATA_DIR": str(data_dir),
-                "MOVIEREC_DEVICE": "cpu",
-                "MOVIEREC_TEXT_MODEL": models["text_model"],
-                "MOVIEREC_IMAGE_MODEL": models["image_model"],
-                "MOVIEREC_IMAGE_WEIGHTS": models["image_weights"],
-                "MOVIEREC_GC_FREEZE": freeze,
-            }
+            url = f"sqlite:///{data_dir / 'movierec.db'}"
+            env = server_env(url, data_dir, models) | {"MOVIEREC_GC_FREEZE": freeze}
             servers[freeze] = ServerProcess(env, data_dir)
             servers[freeze].start(timeout=600)
         rng = np.random.default_rng(11)

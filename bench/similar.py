@@ -190,6 +190,18 @@ def raw_search(
     return out
 
 
+def server_env(url_db: str, data_dir: Path, models: dict[str, str]) -> dict[str, str]:
+    """MOVIEREC_* settings of a bench server on this catalogue with the tiny encoders."""
+    return {
+        "MOVIEREC_DATABASE_URL": url_db,
+        "MOVIEREC_DATA_DIR": str(data_dir),
+        "MOVIEREC_DEVICE": "cpu",
+        "MOVIEREC_TEXT_MODEL": models["text_model"],
+        "MOVIEREC_IMAGE_MODEL": models["image_model"],
+        "MOVIEREC_IMAGE_WEIGHTS": models["image_weights"],
+    }
+
+
 def http_bench(
     url_db: str, data_dir: Path, models: dict[str, str], n: int, requests: int, kind: str = "flat"
 ) -> dict:
@@ -198,13 +210,7 @@ def http_bench(
     from tests.app.server import ServerProcess
     from tests.app.util import post_movie
 
-    env = {
-        "MOVIEREC_DATABASE_URL": url_db,
-        "MOVIEREC_DATA_DIR": str(data_dir),
-        "MOVIEREC_DEVICE": "cpu",
-        "MOVIEREC_TEXT_MODEL": models["text_model"],
-        "MOVIEREC_IMAGE_MODEL": models["image_model"],
-        "MOVIEREC_IMAGE_WEIGHTS": models["image_weights"],
+    env = server_env(url_db, data_dir, models) | {
         "MOVIEREC_CARD_CACHE_SIZE": str(max(20_000, 30 * requests)),
         "MOVIEREC_SNAPSHOT_EVERY": "20",  # two index snapshots fall due within the 40 writes
         "MOVIEREC_INDEX_KIND": kind,
