@@ -21,13 +21,11 @@ log = logging.getLogger("movierec.gc")
 SLOW_COLLECTION_SECONDS = 0.1  # a full collection longer than this is logged
 
 
-def freeze_startup_objects() -> int:
-    """Collect start-up's garbage, then freeze what is left; returns how many objects."""
+def freeze_startup_objects() -> None:
+    """Collect start-up's garbage, then freeze what is left."""
     gc.collect()
     gc.freeze()
-    frozen = gc.get_freeze_count()
-    log.info("froze %d start-up objects out of full garbage collections", frozen)
-    return frozen
+    log.info("froze %d start-up objects out of full garbage collections", gc.get_freeze_count())
 
 
 def unfreeze() -> None:

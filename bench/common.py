@@ -62,14 +62,9 @@ def _stat_fields(stat_file: Path) -> list[str]:
     return stat_file.read_text().rsplit(")", 1)[1].split()
 
 
-def _cpu_seconds(stat_file: Path) -> float:
-    fields = _stat_fields(stat_file)
+def _cpu_seconds(fields: list[str]) -> float:
+    """User + system CPU time from stat fields."""
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU time of a process so far, all its threads (Linux)."""
-    return _cpu_seconds(Path(f"/proc/{pid}/stat"))
 
 
 @dataclass(frozen=True)
@@ -83,9 +78,8 @@ class ProcessCounters:
 def process_counters(pid: int) -> ProcessCounters:
     """A process's CPU time and minor page faults so far, from one read of its stat (Linux)."""
     fields = _stat_fields(Path(f"/proc/{pid}/stat"))
-    tick = os.sysconf("SC_CLK_TCK")
-    user, system = int(fields[11]) / tick, int(fields[12]) / tick
-    return ProcessCounters(user + system, system, int(fields[7]))
+    system = int(fields[12]) / os.sysconf("SC_CLK_TCK")
+    return ProcessCounters(_cpu_seconds(fields), system, int(fields[7]))
 
 
 def thread_cpu_seconds(pid: int) -> dict[int, float]:
@@ -93,7 +87,7 @@ def thread_cpu_seconds(pid: int) -> dict[int, float]:
     out = {}
     for task in Path(f"/proc/{pid}/task").iterdir():
         try:
-            out[int(task.name)] = _cpu_seconds(task / "stat")
+            out[int(task.name)] = _cpu_seconds(_stat_fields(task / "stat"))
         except (FileNotFoundError, ProcessLookupError):  # the thread ended meanwhile
             continue
     return out

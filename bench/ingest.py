@@ -35,7 +35,7 @@ from statistics import median
 
 import httpx
 
-from bench.common import cpu_seconds, process_counters, rss_mib, save, thread_cpu_seconds
+from bench.common import process_counters, rss_mib, save, thread_cpu_seconds
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -230,12 +230,10 @@ def targets_alternating(batch, models: dict[str, str], work: Path, rounds: int) 
     with ingest_server(models, work / "alternating", work) as server:
         post_warm(server, batch)
         for r in range(rounds):
-            cpu, wall = cpu_seconds(os.getpid()), time.perf_counter()
+            cpu, wall = process_counters(os.getpid()).cpu_seconds, time.perf_counter()
             bare = bare_forward(emb, texts, pixels, len(batch[0][2]), 1)["movies_per_s"]
-            row = {
-                "bare_movies_per_s": bare,
-                "bare_cores_used": (cpu_seconds(os.getpid()) - cpu) / (time.perf_counter() - wall),
-            }
+            cpu = process_counters(os.getpid()).cpu_seconds - cpu
+            row = {"bare_movies_per_s": bare, "bare_cores_used": cpu / (time.perf_counter() - wall)}
             for clients in (1, 8):
                 run = clients_pass(server, batch, clients, prefix=f"r{r}c{clients}-")
                 row[f"{clients}_clients_movies_per_s"] = run["movies_per_s"]

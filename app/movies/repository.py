@@ -25,19 +25,18 @@ _CARD_IDS: BindParameter[list[int]] = bindparam("ids", expanding=True)
 # A card's genre groups as one string per movie, "group:inferred:confidence,...", aggregated by
 # the database (group_concat on SQLite, string_agg on PostgreSQL): the cards' read is one
 # statement, one round trip to PostgreSQL, where rows and groups took two.
-_GROUP = MovieGenreGroup
 _GROUP_LIST = (
     select(
         func.aggregate_strings(
-            cast(_GROUP.group_id, String)
+            cast(MovieGenreGroup.group_id, String)
             + ":"
-            + cast(cast(_GROUP.inferred, Integer), String)
+            + cast(cast(MovieGenreGroup.inferred, Integer), String)
             + ":"
-            + cast(_GROUP.confidence, String),
+            + cast(MovieGenreGroup.confidence, String),
             ",",
         )
     )
-    .where(_GROUP.movie_id == Movie.id)
+    .where(MovieGenreGroup.movie_id == Movie.id)
     .scalar_subquery()
 )
 # MovieRepository.cards' read, built once: a card's columns (named as MovieCard's fields).
