@@ -18,6 +18,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from app.movies.explain import unit
 from app.movies.repository import MovieCard
 from app.movies.schemas import MovieRead
 
@@ -25,13 +26,13 @@ from app.movies.schemas import MovieRead
 @dataclass(frozen=True)
 class CachedCard:
     read: MovieRead  # the response schema, built once
-    text: np.ndarray  # raw encoder features, for explanations
+    text: np.ndarray  # raw encoder features scaled to unit length, for explanations' cosines
     image: np.ndarray
 
     @classmethod
     def from_card(cls, card: MovieCard, read: MovieRead) -> CachedCard:
         text, image = card.features()
-        return cls(read, text, image)
+        return cls(read, unit(text), unit(image))
 
     @property
     def group_ids(self) -> list[int]:

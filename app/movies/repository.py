@@ -2,12 +2,25 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+import json
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from functools import lru_cache
+from typing import Any
 
 import numpy as np
-from sqlalchemy import BindParameter, Integer, String, bindparam, cast, func, select, update
+from sqlalchemy import (
+    BindParameter,
+    Dialect,
+    Integer,
+    String,
+    bindparam,
+    cast,
+    func,
+    select,
+    update,
+)
 from sqlalchemy.orm import Session, selectinload
 
 from app.movies.models import ChangeLog, Movie, MovieFeatures, MovieGenreGroup, MovieVector
@@ -39,7 +52,7 @@ _GROUP_LIST = (
     .where(MovieGenreGroup.movie_id == Movie.id)
     .scalar_subquery()
 )
-# MovieRepository.cards' read, built once: a card's columns (named as MovieCard's fields).
+# MovieRepository.cards' read: a card's columns, in MovieCard's field order.
 CARD_ROWS = (
     select(
         Movie.id,
@@ -50,11 +63,11 @@ CARD_ROWS = (
         Movie.genres,
         Movie.created_at,
         Movie.updated_at,
+        _GROUP_LIST.label("groups"),
         MovieVector.model_version,
         MovieFeatures.image_count,
         MovieFeatures.text,
         MovieFeatures.image,
-        _GROUP_LIST.label("groups"),
     )
     .join(MovieFeatures, MovieFeatures.movie_id == Movie.id)
     .join(MovieVector, MovieVector.movie_id == Movie.id)
@@ -71,6 +84,55 @@ def parse_group_list(text: str | None) -> list[tuple[int, bool, float]]:
         group_id, inferred, confidence = item.split(":")
         groups.append((int(group_id), inferred == "1", float(confidence)))
     return sorted(groups)
+
+
+@lru_cache(maxsize=256)
+def card_sql(dialect: Dialect, count: int) -> tuple[str, Callable[[Sequence[int]], tuple | dict]]:
+    """`CARD_ROWS` for `count` ids in this dialect's SQL, rendered once, and how to bind the ids.
+
+    Run as driver SQL, a first visit's read skips what SQLAlchemy redoes on every execution of
+    a statement: its cache key, the expansion of the id list and the result-type processing
+    (0.4 ms of a 1.5 ms read with cold CPU caches, docs/PERFORMANCE.md section 1). Errors still
+    surface as SQLAlchemy's `DBAPIError`, and a lost connection is still invalidated.
+    """
+    state = CARD_ROWS.compile(dialect=dialect).construct_expanded_state({"ids": [0] * count})
+    if state.processors:  # bind values that need converting: not for these ints and strings
+        raise TypeError(f"CARD_ROWS binds values needing processors: {sorted(state.processors)}")
+    fixed, id_names, order = state.parameters, state.parameter_expansion["ids"], state.positiontup
+
+    def bind(ids: Sequence[int]) -> tuple | dict:
+        values: dict[str, Any] = {**fixed, **dict(zip(id_names, ids, strict=True))}
+        return tuple(values[name] for name in order) if order is not None else values
+
+    return state.statement, bind
+
+
+def card_from_row(row: Sequence) -> MovieCard:
+    """A `CARD_ROWS` row as the driver returns it -> a card. SQLite hands back JSON and
+    datetimes as the text SQLAlchemy stored; PostgreSQL's driver decodes both itself."""
+    (
+        movie_id, external_id, title, plot, year, genres, created_at, updated_at, groups,
+        model_version, image_count, text, image,
+    ) = row  # fmt: skip
+    return MovieCard(
+        id=movie_id,
+        external_id=external_id,
+        title=title,
+        plot=plot,
+        year=year,
+        genres=list((json.loads(genres) if isinstance(genres, str) else genres) or []),
+        created_at=_datetime(created_at),
+        updated_at=_datetime(updated_at),
+        groups=parse_group_list(groups),
+        model_version=model_version,
+        image_count=image_count,
+        text=from_bytes(text),
+        image=from_bytes(image),
+    )
+
+
+def _datetime(value: datetime | str) -> datetime:
+    return datetime.fromisoformat(value) if isinstance(value, str) else value
 
 
 @dataclass
@@ -134,22 +196,14 @@ class MovieRepository:
         return self.session.scalar(stmt)
 
     def cards(self, ids: Sequence[int]) -> dict[int, MovieCard]:
-        """Cards with raw features for a whole similar-movies answer: one select, built once
-        (module level) and run on the session's connection, which skips rebuilding the
-        statement and the ORM's execution layer on every first visit."""
+        """Cards with raw features for a whole similar-movies answer, in one select run as
+        driver SQL (see `card_sql`)."""
         if not ids:
             return {}
-        out = {}
-        for r in self.session.connection().execute(CARD_ROWS, {"ids": list(ids)}):
-            row = dict(r._mapping)  # the selected columns carry MovieCard's field names
-            row.update(
-                genres=list(row["genres"] or []),
-                groups=parse_group_list(row["groups"]),
-                text=from_bytes(row["text"]),
-                image=from_bytes(row["image"]),
-            )
-            out[r.id] = MovieCard(**row)
-        return out
+        connection = self.session.connection()
+        sql, bind = card_sql(connection.dialect, len(ids))
+        rows = connection.exec_driver_sql(sql, bind(ids))
+        return {row[0]: card_from_row(row) for row in rows}
 
     def by_external_id(self, external_id: str) -> Movie | None:
         return self.session.scalar(select(Movie).where(Movie.external_id == external_id))

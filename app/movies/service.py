@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session
 from app.errors import MovieNotFound, PayloadTooLarge
 from app.failpoints import failpoint
 from app.movies.card_cache import CachedCard
-from app.movies.explain import ModalityCalibration, cosines, explain
+from app.movies.explain import ModalityCalibration, explain
 from app.movies.images import ImageLimits, decode_image
 from app.movies.models import Movie, MovieFeatures, MovieVector
 from app.movies.repository import MovieCard, MovieRepository, from_bytes, to_bytes
@@ -272,8 +272,8 @@ def similar_movies(
     found = [(cards[i], score) for i, score in hits if i in cards]  # deleted since: dropped
     if not found:
         return query, []
-    text_sims = cosines(query.text, np.stack([c.text for c, _ in found]))
-    image_sims = cosines(query.image, np.stack([c.image for c, _ in found]))
+    text_sims = np.stack([c.text for c, _ in found]) @ query.text  # unit vectors: cosines
+    image_sims = np.stack([c.image for c, _ in found]) @ query.image
     query_groups = query.group_ids
     results = []
     for (entry, score), text_sim, image_sim in zip(found, text_sims, image_sims, strict=True):

@@ -9,16 +9,19 @@ import numpy as np
 
 from app.movies.card_cache import CachedCard, CardCache
 from app.movies.repository import MovieCard
-from app.movies.service import movie_read
+from app.movies.service import as_utc, movie_read
 from tests.app.util import post_movie
 
 
-def entry(movie_id: int, title: str = "t") -> CachedCard:
+def entry(
+    movie_id: int, title: str = "t", text: np.ndarray | None = None, image: np.ndarray | None = None
+) -> CachedCard:
     now = datetime.now(UTC)
     card = MovieCard(
         id=movie_id, external_id=None, title=title, plot="p", year=None, genres=[],
         created_at=now, updated_at=now, groups=[], model_version="m", image_count=1,
-        text=np.ones(4, np.float32), image=np.ones(4, np.float32),
+        text=np.ones(4, np.float32) if text is None else text,
+        image=np.ones(4, np.float32) if image is None else image,
     )  # fmt: skip
     return CachedCard.from_card(card, movie_read(card))
 
@@ -76,21 +79,22 @@ def test_similar_answers_come_from_memory_and_follow_every_write(client, catalog
 
 
 def test_a_card_read_in_one_select_equals_the_orm_rows(client, catalog):
-    """The cards' read aggregates each movie's genre groups in the database (group_concat /
-    string_agg): the same groups, flags and confidences as the ORM reads, with none, one or
-    several groups, labelled and inferred."""
+    """The cards' read runs as driver SQL and aggregates each movie's genre groups in the
+    database (group_concat / string_agg): every field equals what the ORM reads (JSON and
+    datetimes decoded from SQLite's text as SQLAlchemy would), with none, one or several groups,
+    labelled and inferred, for every length of id list."""
     from sqlalchemy import select
 
     from app.movies.models import Movie
-    from app.movies.repository import MovieRepository
+    from app.movies.repository import MovieRepository, from_bytes
 
     ids = [
-        post_movie(client, title=t, plot=p, genres=g, seed=s).json()["id"]
-        for t, p, g, s in [
-            ("several", "a heist that goes wrong", ["Crime", "Comedy", "Horror"], 1),
-            ("one", "a quiet family drama", ["Drama"], 2),
-            ("none", "a movie with no group", ["Drama"], 3),
-            ("inferred", "no genre given", [], 4),  # the catalogue's nearest centroid
+        post_movie(client, title=t, plot=p, genres=g, seed=s, year=y).json()["id"]
+        for t, p, g, s, y in [
+            ("several", "a heist that goes wrong", ["Crime", "Comedy", "Horror"], 1, 1999),
+            ("one", "a quiet family drama", ["Drama"], 2, None),
+            ("none", "a movie with no group", ["Drama"], 3, 2001),
+            ("inferred", "no genre given", [], 4, 2002),  # the catalogue's nearest centroid
         ]
     ]
     with client.app.state.movierec.sessions() as session:
@@ -101,14 +105,30 @@ def test_a_card_read_in_one_select_equals_the_orm_rows(client, catalog):
         cards = repo.cards([*ids, 10**9])  # an unknown id is simply absent
         assert sorted(cards) == sorted(ids)
         for movie_id, card in cards.items():
-            expected = MovieCard.from_movie(movies[movie_id])
+            movie = movies[movie_id]
+            expected = MovieCard.from_movie(movie)
             assert card.groups == sorted(expected.groups), movie_id
-            assert (card.title, card.genres, card.model_version) == (
-                expected.title, expected.genres, expected.model_version,
-            )  # fmt: skip
+            for field in ("id", "external_id", "title", "plot", "year", "genres",
+                          "model_version", "image_count"):  # fmt: skip
+                assert getattr(card, field) == getattr(expected, field), (movie_id, field)
+            for field in ("created_at", "updated_at"):  # SQLite keeps no zone: compare in UTC
+                assert as_utc(getattr(card, field)) == as_utc(getattr(expected, field))
+            text, image = card.features()
+            assert movie.features is not None
+            np.testing.assert_array_equal(text, from_bytes(movie.features.text))
+            np.testing.assert_array_equal(image, from_bytes(movie.features.image))
+        assert cards[ids[1]].year is None and cards[ids[0]].genres == ["Crime", "Comedy", "Horror"]
         assert len(cards[ids[0]].groups) >= 2 and len(cards[ids[1]].groups) == 1
         assert cards[ids[2]].groups == []
         inferred = cards[ids[3]].groups
         assert inferred and all(flag and 0 < conf <= 1 for _, flag, conf in inferred)
         assert any(conf != 1.0 for _, _, conf in inferred)  # a real float made the round trip
+        for count in range(1, len(ids) + 1):  # the SQL is rendered once per list length
+            assert sorted(repo.cards(ids[:count])) == sorted(ids[:count])
         session.rollback()
+
+
+def test_cards_keep_unit_features_so_a_cosine_is_a_dot_product():
+    cached = entry(1, text=np.array([3.0, 4.0], np.float32), image=np.zeros(3, np.float32))
+    np.testing.assert_allclose(cached.text, [0.6, 0.8])
+    np.testing.assert_array_equal(cached.image, np.zeros(3))  # no features: cosine 0, no NaN
