@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 from sqlalchemy import (
     BindParameter,
+    Connection,
     Dialect,
     Integer,
     String,
@@ -107,6 +108,15 @@ def card_sql(dialect: Dialect, count: int) -> tuple[str, Callable[[Sequence[int]
     return state.statement, bind
 
 
+def read_cards(connection: Connection, ids: Sequence[int]) -> dict[int, MovieCard]:
+    """Cards with raw features for a whole similar-movies answer, in one select run as driver
+    SQL (see `card_sql`)."""
+    if not ids:
+        return {}
+    sql, bind = card_sql(connection.dialect, len(ids))
+    return {row[0]: card_from_row(row) for row in connection.exec_driver_sql(sql, bind(ids))}
+
+
 def card_from_row(row: Sequence) -> MovieCard:
     """A `CARD_ROWS` row as the driver returns it -> a card. SQLite hands back JSON and
     datetimes as the text SQLAlchemy stored; PostgreSQL's driver decodes both itself."""
@@ -196,14 +206,8 @@ class MovieRepository:
         return self.session.scalar(stmt)
 
     def cards(self, ids: Sequence[int]) -> dict[int, MovieCard]:
-        """Cards with raw features for a whole similar-movies answer, in one select run as
-        driver SQL (see `card_sql`)."""
-        if not ids:
-            return {}
-        connection = self.session.connection()
-        sql, bind = card_sql(connection.dialect, len(ids))
-        rows = connection.exec_driver_sql(sql, bind(ids))
-        return {row[0]: card_from_row(row) for row in rows}
+        """`read_cards` in this session's transaction."""
+        return read_cards(self.session.connection(), ids)
 
     def by_external_id(self, external_id: str) -> Movie | None:
         return self.session.scalar(select(Movie).where(Movie.external_id == external_id))

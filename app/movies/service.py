@@ -17,7 +17,13 @@ from app.movies.card_cache import CachedCard
 from app.movies.explain import ModalityCalibration, explain
 from app.movies.images import ImageLimits, decode_image
 from app.movies.models import Movie, MovieFeatures, MovieVector
-from app.movies.repository import MovieCard, MovieRepository, from_bytes, to_bytes
+from app.movies.repository import (
+    MovieCard,
+    MovieRepository,
+    from_bytes,
+    read_cards,
+    to_bytes,
+)
 from app.movies.schemas import GenreGroupRef, MovieRead
 from app.movies.text import clean_text
 from app.search.sync import capture_snapshot, compact_if_needed
@@ -265,7 +271,7 @@ def similar_movies(
         MovieRepository(session).ids_in_group(genre_group) if genre_group is not None else None
     )
     hits = state.index.search(vector, k, exclude=exclude | {movie_id}, allowed=allowed)
-    cards = load_cards(state, session, [movie_id, *(i for i, _ in hits)])
+    cards = load_cards(state, [movie_id, *(i for i, _ in hits)])
     query = cards.get(movie_id)
     if query is None:  # deleted since the search
         raise MovieNotFound(f"no movie with id {movie_id}")
@@ -288,15 +294,19 @@ def similar_movies(
     return query, results
 
 
-def load_cards(state: AppState, session: Session, ids: list[int]) -> dict[int, CachedCard]:
-    """Cards from the in-memory cache; the missing ones in one database read, then cached."""
+def load_cards(state: AppState, ids: list[int]) -> dict[int, CachedCard]:
+    """Cards from the in-memory cache; the missing ones in one database read, then cached.
+
+    The read takes its own connection and gives it back here, in the handler's thread: left in
+    the request's session, its transaction would end in the session's teardown on the event
+    loop, which hands a rollback to the threadpool (one more thread hop, 0.2 ms, on every first
+    visit; docs/PERFORMANCE.md section 1)."""
     cards, missing = state.cards.get_many(ids)
     if missing:
         generation = state.cards.generation()  # before the read: see CardCache
-        fresh = {
-            i: CachedCard.from_card(card, movie_read(card))
-            for i, card in MovieRepository(session).cards(missing).items()
-        }
+        with state.engine.connect() as connection:
+            read = read_cards(connection, missing)
+        fresh = {i: CachedCard.from_card(card, movie_read(card)) for i, card in read.items()}
         state.cards.put_many(fresh, generation)
         cards.update(fresh)
     return cards
