@@ -132,3 +132,19 @@ def test_cards_keep_unit_features_so_a_cosine_is_a_dot_product():
     cached = entry(1, text=np.array([3.0, 4.0], np.float32), image=np.zeros(3, np.float32))
     np.testing.assert_allclose(cached.text, [0.6, 0.8])
     np.testing.assert_array_equal(cached.image, np.zeros(3))  # no features: cosine 0, no NaN
+
+
+def test_a_first_visit_reads_its_cards_without_the_request_session(client, catalog):
+    """The cards' read gives its connection back in the handler's thread: the request's session
+    ends with no transaction, so its teardown on the event loop needs no threadpool hop."""
+    from app.movies import service
+
+    state = client.app.state.movierec
+    state.cards.clear()  # every card is a first visit
+    with state.sessions() as session:
+        query, results = service.similar_movies(
+            state, session, catalog[0], k=5, exclude=set(), genre_group=None
+        )
+        assert query.read.id == catalog[0] and len(results) == 5
+        assert not session.in_transaction()
+    assert len(state.cards) == 6  # and the cards it read are cached
