@@ -6,13 +6,16 @@
 
 For each catalogue size: a SQLite database and index snapshot of N movies with structured vectors,
 a real uvicorn server (tiny encoders: encoder cost does not depend on catalogue size), then
-  - GET /movies/{id}/similar?k=20 over HTTP, sequential: first visits (cards read from the
-    database) and repeat visits of the same queries (cards from memory), p50/p99 and throughput,
-  - GET /health on the same server (the trivial FastAPI endpoint),
+  - the raw search in this process: FAISS flat, numpy xb @ q + argpartition, the service's own
+    flat search, and HNSW with its recall@20 against exact,
+  - in --rounds rounds (3), each alternating with the same queries' raw and own search in this
+    process, so that the machine's drift hits both sides of a ratio alike:
+    GET /movies/{id}/similar?k=20 over HTTP, sequential: first visits of new query movies
+    (cards read from the database) and repeat visits of the same queries (cards from memory),
+    and GET /health on the same server (the trivial FastAPI endpoint),
   - POST /movies x 40 with a snapshot due every 20 (the write path: database, index,
-    snapshots) and the server's memory,
-  - the raw search in this process: FAISS flat, numpy xb @ q + argpartition, and HNSW with its
-    recall@20 against exact.
+    snapshots) and the server's memory.
+Each ratio is the median of its per-round ratios, with their range; p50/p99 pool the rounds.
 --index-kind hnsw serves the catalogue from an HNSW index (MOVIEREC_INDEX_KIND=hnsw); the ratio's
 raw baseline is then the same HNSW index searched in this process.
 Ratios are against baselines measured in the same run; absolute times are context only.
@@ -26,6 +29,7 @@ import os
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import httpx
@@ -137,34 +141,53 @@ def build_catalogue(
     return url, vectors, index, build_s
 
 
-def raw_search(
-    vectors: np.ndarray,
-    queries: np.ndarray,
-    k: int = 20,
-    hnsw: bool = True,
-    hnsw_index: tuple[VectorIndex, float] | None = None,
-) -> dict:
-    """Exact search three ways and, with `hnsw`, an HNSW index (`hnsw_index`: one built already,
-    with its build seconds; else built here) with its recall@20 against exact."""
+def baseline_searches(
+    vectors: np.ndarray, k: int = 20, hnsw: VectorIndex | None = None
+) -> dict[str, Callable[[np.ndarray], object]]:
+    """One query each: bare FAISS flat, numpy `xb @ q` + argpartition (the raw baselines), the
+    service's own flat search and, given one, an HNSW index's search."""
     import faiss
 
     flat = VectorIndex(256)
     flat.upsert(np.arange(1, len(vectors) + 1), vectors)
     raw_faiss = faiss.IndexIDMap2(faiss.IndexFlatIP(256))  # the bare FAISS exact search
     raw_faiss.add_with_ids(vectors, np.arange(1, len(vectors) + 1))
-    it = iter(queries)
-    faiss_s = timed(lambda: raw_faiss.search(next(it)[None], k + 1), len(queries))
-    it = iter(queries)
 
-    def numpy_search():
-        q = next(it)
+    def numpy_search(q: np.ndarray) -> np.ndarray:
         scores = vectors @ q
         top = np.argpartition(-scores, k)[: k + 1]
         return top[np.argsort(-scores[top])]
 
-    numpy_s = timed(numpy_search, len(queries))
+    out: dict[str, Callable[[np.ndarray], object]] = {
+        "faiss": lambda q: raw_faiss.search(q[None], k + 1),
+        "numpy": numpy_search,
+        "own": lambda q: flat.search(q, k, exclude={1}),  # as the service calls it
+        "exact": lambda q: flat.search(q, k),  # recall's reference
+    }
+    if hnsw is not None:
+        out["hnsw"] = lambda q: hnsw.search(q, k)
+    return out
+
+
+def time_queries(search: Callable[[np.ndarray], object], queries: np.ndarray) -> np.ndarray:
     it = iter(queries)
-    ours_s = timed(lambda: flat.search(next(it), k, exclude={1}), len(queries))
+    return timed(lambda: search(next(it)), len(queries))
+
+
+def raw_search(
+    vectors: np.ndarray,
+    queries: np.ndarray,
+    searches: dict[str, Callable[[np.ndarray], object]],
+    k: int = 20,
+    hnsw_index: tuple[VectorIndex, float] | None = None,
+) -> dict:
+    """Exact search three ways (`baseline_searches`) and, with `hnsw_index` (an index and its
+    build seconds), HNSW with its recall@20 against exact."""
+    import faiss
+
+    faiss_s, numpy_s, ours_s = (
+        time_queries(searches[n], queries) for n in ("faiss", "numpy", "own")
+    )
     out = {
         "faiss_flat_p50_ms": 1e3 * pct(faiss_s, 50),
         "numpy_p50_ms": 1e3 * pct(numpy_s, 50),
@@ -172,22 +195,23 @@ def raw_search(
         "index_search_p50_ms": 1e3 * pct(ours_s, 50),
         "faiss_threads": faiss.omp_get_max_threads(),
     }
-    if not hnsw:
-        return out
     if hnsw_index is None:
-        built = VectorIndex(256, "hnsw", hnsw_m=HNSW_M, ef_search=HNSW_EF)
-        t = time.perf_counter()
-        built.upsert(np.arange(1, len(vectors) + 1), vectors)
-        hnsw_index = built, time.perf_counter() - t
+        return out
     hnsw, out["hnsw_build_s"] = hnsw_index
-    it = iter(queries)
-    hnsw_s = timed(lambda: hnsw.search(next(it), k), len(queries))
+    hnsw_s = time_queries(searches["hnsw"], queries)
     recall = []
     for q in queries[:200]:
-        exact = {i for i, _ in flat.search(q, k)}
+        exact = {i for i, _ in searches["exact"](q)}  # type: ignore[attr-defined]
         recall.append(len(exact & {i for i, _ in hnsw.search(q, k)}) / k)
     out.update(hnsw_p50_ms=1e3 * pct(hnsw_s, 50), hnsw_recall_at_20=float(np.mean(recall)))
     return out
+
+
+def build_hnsw(vectors: np.ndarray) -> tuple[VectorIndex, float]:
+    built = VectorIndex(256, "hnsw", hnsw_m=HNSW_M, ef_search=HNSW_EF)
+    t = time.perf_counter()
+    built.upsert(np.arange(1, len(vectors) + 1), vectors)
+    return built, time.perf_counter() - t
 
 
 def server_env(url_db: str, data_dir: Path, models: dict[str, str]) -> dict[str, str]:
@@ -203,10 +227,20 @@ def server_env(url_db: str, data_dir: Path, models: dict[str, str]) -> dict[str,
 
 
 def http_bench(
-    url_db: str, data_dir: Path, models: dict[str, str], n: int, requests: int, kind: str = "flat"
+    url_db: str,
+    data_dir: Path,
+    models: dict[str, str],
+    vectors: np.ndarray,
+    searches: dict[str, Callable[[np.ndarray], object]],
+    requests: int,
+    rounds: int,
+    kind: str = "flat",
 ) -> dict:
-    """One server per catalogue: first visits (cards read from the database), repeat visits
-    (cards from memory), the trivial endpoint, a few writes, and the server's memory."""
+    """One server per catalogue, measured in `rounds` rounds that alternate with the baselines
+    in this process (this machine's speed drifts within minutes): per round, first visits of new
+    query movies (cards read from the database), repeat visits of the same (cards from memory),
+    the trivial endpoint, the raw search and the service's own search on the same queries. Then a
+    few writes and the server's memory. Ratios are medians of the per-round ratios."""
     from tests.app.server import ServerProcess
     from tests.app.util import post_movie
 
@@ -217,19 +251,42 @@ def http_bench(
         "MOVIEREC_HNSW_M": str(HNSW_M),
         "MOVIEREC_HNSW_EF_SEARCH": str(HNSW_EF),
     }
+    n = len(vectors)
     server = ServerProcess(env, data_dir)
     ready_s = server.start(timeout=1200)
     rng = np.random.default_rng(2)
-    warm_ids = rng.integers(1, n + 1, 20)
-    ids = rng.integers(1, n + 1, requests)
+    drawn = 1 + rng.choice(n, min(n, 20 + requests), replace=False)  # every query a new movie
+    warm_ids, per_round = drawn[:20], np.array_split(drawn[20:], rounds)
+    samples: dict[str, list[np.ndarray]] = {}
+    per_round_p50: list[dict[str, float]] = []
     try:
         rss_loaded = rss_mib(server.proc.pid)
         with httpx.Client(base_url=server.url, timeout=60) as client:
             for i in warm_ids:  # warm-up: connections, code paths
                 assert client.get(f"/movies/{i}/similar", params={"k": 20}).status_code == 200
-            first = timed_ids(client, ids)  # every query movie new: cards from the database
-            repeat = timed_ids(client, ids)  # the same queries again: cards from memory
-            trivial = timed(lambda: client.get("/health"), requests)
+
+            def served(ids: np.ndarray) -> dict[str, np.ndarray]:
+                return {
+                    "first": timed_ids(client, ids),
+                    "repeat": timed_ids(client, ids),
+                    "trivial": timed(lambda: client.get("/health"), len(ids)),
+                }
+
+            def in_process(ids: np.ndarray) -> dict[str, np.ndarray]:
+                queries = vectors[ids - 1]
+                if kind == "hnsw":  # the served index is the raw baseline and its own search
+                    hnsw = time_queries(searches["hnsw"], queries)
+                    return {"raw": hnsw, "own": hnsw}
+                faiss_s, numpy_s = (time_queries(searches[m], queries) for m in ("faiss", "numpy"))
+                raw = faiss_s if pct(faiss_s, 50) < pct(numpy_s, 50) else numpy_s
+                return {"raw": raw, "own": time_queries(searches["own"], queries)}
+
+            for r, ids in enumerate(per_round):
+                steps = (in_process, served) if r % 2 == 0 else (served, in_process)
+                got = {name: x for step in steps for name, x in step(ids).items()}
+                for name, x in got.items():
+                    samples.setdefault(name, []).append(x)
+                per_round_p50.append({name: 1e3 * pct(x, 50) for name, x in got.items()})
             writes = timed_writes(client, post_movie, 40)
         rss_end = rss_mib(server.proc.pid)
     finally:
@@ -241,13 +298,17 @@ def http_bench(
         for line in log.read_text(errors="replace").splitlines()
         if "slow write" in line
     ]
+    pooled = {name: np.concatenate(xs) for name, xs in samples.items()}
+    first, repeat, trivial = pooled["first"], pooled["repeat"], pooled["trivial"]
     return {
         "ready_s": ready_s,
+        "rounds": per_round_p50,
+        **round_ratios(per_round_p50),
         "similar_first_p50_ms": 1e3 * pct(first, 50),
         "similar_first_p99_ms": 1e3 * pct(first, 99),
         "similar_p50_ms": 1e3 * pct(repeat, 50),
         "similar_p99_ms": 1e3 * pct(repeat, 99),
-        "similar_rps": requests / repeat.sum(),
+        "similar_rps": len(repeat) / repeat.sum(),
         "trivial_p50_ms": 1e3 * pct(trivial, 50),
         "trivial_p99_ms": 1e3 * pct(trivial, 99),
         "write_p50_ms": 1e3 * pct(writes, 50),
@@ -257,6 +318,23 @@ def http_bench(
         "db_bytes": db_file.stat().st_size if db_file.is_file() else None,
         "slow_writes": slow_writes,
     }
+
+
+def round_ratios(rounds: list[dict[str, float]]) -> dict:
+    """The targets' ratios, each the median over rounds of that round's ratio (with the range):
+    served p50 against the raw search + trivial endpoint, and against the service's own search +
+    trivial endpoint (the pure serving overhead; for HNSW both baselines are the served index)."""
+    out: dict = {}
+    for name, served, base in (
+        ("ratio_vs_raw_plus_trivial", "repeat", "raw"),
+        ("ratio_first_visit", "first", "raw"),
+        ("ratio_vs_own_search_plus_trivial", "repeat", "own"),
+        ("ratio_first_visit_vs_own_search", "first", "own"),
+    ):
+        ratios = [r[served] / (r[base] + r["trivial"]) for r in rounds]
+        out[name] = float(np.median(ratios))
+        out[name + "_range"] = [min(ratios), max(ratios)]
+    return out
 
 
 def timed_ids(client: httpx.Client, ids: np.ndarray) -> np.ndarray:
@@ -291,7 +369,13 @@ def main() -> None:
         default=[],
         help="sizes measured for the raw search only (no HTTP)",
     )
-    parser.add_argument("--requests", type=int, default=300)
+    parser.add_argument("--requests", type=int, default=300, help="queries per catalogue size")
+    parser.add_argument(
+        "--rounds",
+        type=int,
+        default=3,
+        help="rounds the queries are split into, alternating served and in-process timings",
+    )
     parser.add_argument("--index-kind", choices=("flat", "hnsw"), default="flat")
     parser.add_argument(
         "--production-cards",
@@ -321,22 +405,18 @@ def main() -> None:
             )
             queries = vectors[np.random.default_rng(3).integers(0, n, args.requests)]
             row = {"build_s": time.perf_counter() - t}
-            if kind == "hnsw":  # the served index is the raw baseline
-                row.update(raw_search(vectors, queries, hnsw=True, hnsw_index=(index, index_s)))
-            else:
-                row.update(raw_search(vectors, queries, hnsw=n <= args.hnsw_max))
-            del index
-            row.update(http_bench(url, work / f"n{n}", models, n, args.requests, kind))
-            raw = row["hnsw_p50_ms"] if kind == "hnsw" else row["raw_p50_ms"]
-            base = raw + row["trivial_p50_ms"]
-            row["ratio_vs_raw_plus_trivial"] = row["similar_p50_ms"] / base
-            row["ratio_first_visit"] = row["similar_first_p50_ms"] / base
-            # The served index's own search, in this process, beats the raw baseline's full
-            # argpartition (app/search/topk.py); against it, the ratio is the pure overhead of
-            # serving an answer. (HNSW: the raw baseline is the served index already.)
-            own = (raw if kind == "hnsw" else row["index_search_p50_ms"]) + row["trivial_p50_ms"]
-            row["ratio_vs_own_search_plus_trivial"] = row["similar_p50_ms"] / own
-            row["ratio_first_visit_vs_own_search"] = row["similar_first_p50_ms"] / own
+            hnsw_index = (index, index_s) if kind == "hnsw" else None
+            if hnsw_index is None and n <= args.hnsw_max:
+                hnsw_index = build_hnsw(vectors)
+            searches = baseline_searches(vectors, hnsw=hnsw_index[0] if hnsw_index else None)
+            row.update(raw_search(vectors, queries, searches, hnsw_index=hnsw_index))
+            del index, hnsw_index
+            row.update(
+                http_bench(
+                    url, work / f"n{n}", models, vectors, searches, args.requests, args.rounds, kind
+                )
+            )
+            del searches
             results["sizes"][n] = row
             print(
                 n,
@@ -347,7 +427,9 @@ def main() -> None:
         for n in args.raw_sizes:
             vectors = clustered_unit_vectors(n)
             queries = vectors[np.random.default_rng(3).integers(0, n, 100)]
-            row = raw_search(vectors, queries, hnsw=n <= args.hnsw_max)
+            hnsw_index = build_hnsw(vectors) if n <= args.hnsw_max else None
+            searches = baseline_searches(vectors, hnsw=hnsw_index[0] if hnsw_index else None)
+            row = raw_search(vectors, queries, searches, hnsw_index=hnsw_index)
             results["sizes"][n] = row
             print(
                 n,

@@ -27,12 +27,15 @@ def run_bench(module: str, *args: str, results: Path) -> None:
 def test_similar_bench(tmp_path):
     run_bench("bench.similar", "--sizes", "2000", "--requests", "20", results=tmp_path)
     row = json.loads((tmp_path / "similar.json").read_text())["sizes"]["2000"]
+    assert len(row["rounds"]) == 3
     for key in (
         "ratio_vs_raw_plus_trivial",
         "ratio_first_visit",
         "ratio_vs_own_search_plus_trivial",
+        "ratio_first_visit_vs_own_search",
     ):
-        assert row[key] > 0
+        low, high = row[key + "_range"]
+        assert 0 < low <= row[key] <= high
     assert row["hnsw_recall_at_20"] > 0.9
 
 
