@@ -195,6 +195,22 @@ def from_bytes(b: bytes) -> np.ndarray:
     return np.frombuffer(b, dtype="<f4")
 
 
+class StoredFeaturesMismatch(ValueError):
+    """Stored raw features of another size than the configured encoders give: made by other
+    encoders, so no vector can be computed from them with these."""
+
+    def __init__(
+        self, movie_id: int, models: tuple[str, str], stored: tuple[int, int], want: tuple[int, int]
+    ) -> None:
+        super().__init__(
+            f"movie {movie_id}'s stored features are {stored[0]} + {stored[1]} floats, made by "
+            f"{models[0]!r} + {models[1]!r}; the configured encoders (MOVIEREC_TEXT_MODEL, "
+            f"MOVIEREC_IMAGE_MODEL) give {want[0]} + {want[1]}. Vectors can only be recomputed "
+            "from features of the same encoders: configure those encoders again, or import the "
+            "catalogue into a new database with the new ones (the images are not stored)"
+        )
+
+
 class MovieRepository:
     def __init__(self, session: Session) -> None:
         self.session = session
@@ -283,13 +299,21 @@ class MovieRepository:
             last = int(ids[-1])
 
     def iter_features(
-        self, batch: int = 2000
+        self, batch: int = 2000, dims: tuple[int, int] | None = None
     ) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
-        """(ids, text, image) feature arrays in id order, a batch at a time (plain selects)."""
+        """(ids, text, image) feature arrays in id order, a batch at a time (plain selects).
+        `dims`: the (text, image) sizes the caller can use; a row of other sizes raises
+        `StoredFeaturesMismatch` naming it, before anything is computed from its batch."""
         last = -1
         while True:
             stmt = (
-                select(MovieFeatures.movie_id, MovieFeatures.text, MovieFeatures.image)
+                select(
+                    MovieFeatures.movie_id,
+                    MovieFeatures.text,
+                    MovieFeatures.image,
+                    MovieFeatures.text_model,
+                    MovieFeatures.image_model,
+                )
                 .where(MovieFeatures.movie_id > last)
                 .order_by(MovieFeatures.movie_id)
                 .limit(batch)
@@ -297,6 +321,11 @@ class MovieRepository:
             rows = self.session.execute(stmt).all()
             if not rows:
                 return
+            want = dims or (len(rows[0][1]) // 4, len(rows[0][2]) // 4)
+            for movie_id, text, image, text_model, image_model in rows:
+                stored = (len(text) // 4, len(image) // 4)
+                if stored != want:
+                    raise StoredFeaturesMismatch(movie_id, (text_model, image_model), stored, want)
             ids = np.array([r[0] for r in rows], dtype=np.int64)
             yield (
                 ids,
