@@ -71,6 +71,9 @@ class Settings(BaseSettings):
     # start-up's objects (the models) out of full garbage collections, which otherwise stall
     # every request for 0.3-0.4 s each (app/gc_freeze)
     gc_freeze: bool = True
+    # nice value added to the maintenance thread (snapshots, compaction, calibration), so on a
+    # busy CPU requests and the encoders get the cores first (app/thread_priority); 0: none
+    maintenance_nice: int = Field(default=10, ge=0, le=19)
 
     @cached_property
     def resolved_database_url(self) -> str:

@@ -27,6 +27,7 @@ from app.search.embedder import Embedder
 from app.search.index import VectorIndex
 from app.search.sync import open_index, reindex, snapshot, stale_vector_count
 from app.state import AppState
+from app.thread_priority import lower_thread_priority
 from model.genres import GenreMapper
 
 log = logging.getLogger("movierec")
@@ -55,6 +56,12 @@ def build_state(settings: Settings, embedder: Embedder | None = None) -> AppStat
         calibration=ModalityCalibration.from_features([]),
         mapper=mapper,
         cards=CardCache(settings.card_cache_size),
+        maintenance=ThreadPoolExecutor(
+            1,
+            thread_name_prefix="maintenance",
+            initializer=lower_thread_priority,
+            initargs=(settings.maintenance_nice,),
+        ),
         batcher=EmbedBatcher(
             embedder,
             max_images=settings.batch_images(embedder.device.type),

@@ -31,10 +31,9 @@ class AppState:
     mapper: GenreMapper
     batcher: EmbedBatcher  # the only path from a POST to the encoders
     cards: CardCache  # the similar path's in-memory cards, invalidated by every write
-    # One thread, so snapshots reach the disk in the order they were captured.
-    maintenance: ThreadPoolExecutor = field(
-        default_factory=lambda: ThreadPoolExecutor(1, thread_name_prefix="maintenance")
-    )
+    # One thread, so snapshots reach the disk in the order they were captured; it runs at a
+    # lower priority than requests (app/thread_priority).
+    maintenance: ThreadPoolExecutor
     # Commit + index update happen under this lock so the index applies changes in commit order.
     write_lock: threading.Lock = field(default_factory=threading.Lock)
     changes_since_snapshot: int = 0
