@@ -11,6 +11,7 @@ from typing import TypeVar
 
 import numpy as np
 from fastapi import FastAPI
+from PIL import Image
 
 from app.allocator import keep_freed_memory
 from app.config import Settings
@@ -83,6 +84,16 @@ def build_state(settings: Settings, embedder: Embedder | None = None) -> AppStat
     return state
 
 
+def warm_up_encoders(state: AppState) -> None:
+    """One blank movie of two images through the resize pool and the embedding worker, so the
+    first POST pays no first-forward cost (`EmbedBatcher.warm_up`)."""
+    size = state.embedder.image_encoder.input_size
+    blank = Image.new("RGB", (size, size))
+    pixels = state.embedder.prepare_from([blank, blank], lambda image: image)
+    seconds = state.batcher.warm_up(pixels)
+    log.info("encoders warmed up in %.0f ms", 1e3 * seconds)
+
+
 def load_centroids(state: AppState) -> None:
     with state.sessions() as session:
         repo = MovieRepository(session)
@@ -111,7 +122,9 @@ def make_lifespan(
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         def start() -> AppState:  # every model load and first forward in that one thread
             embedder = embedder_factory(settings) if embedder_factory else None
-            return build_state(settings, embedder)
+            state = build_state(settings, embedder)
+            warm_up_encoders(state)
+            return state
 
         keep_freed_memory(settings.malloc_keep_freed_mib)  # before the worker's first forward
         state = await in_a_thread_of_its_own(start)

@@ -31,6 +31,7 @@ class _Job:
     plot: str
     pixels: torch.Tensor  # (N, 3, H, W) uint8 from Embedder.prepare
     future: Future[Embedding] = field(default_factory=Future)
+    counted: bool = True  # in BatchStats (the start-up warm-up is not)
 
     @property
     def image_count(self) -> int:
@@ -79,6 +80,18 @@ class EmbedBatcher:
                 "too many movies are waiting to be embedded right now; retry shortly"
             ) from None
         return job.future.result()
+
+    def warm_up(self, pixels: torch.Tensor, timeout: float = 600.0) -> float:
+        """Embed one throwaway movie on the worker before the first request, and return the
+        seconds it took. The encoders' first forward is slow (allocations, oneDNN's kernels,
+        CUDA's lazy start) and would otherwise land on the first POST: 101-162 ms against 47 ms
+        for the next ones with the dev encoders on a CPU (docs/PERFORMANCE.md section 3). An
+        encoder that cannot embed it fails start-up instead of the first POST."""
+        job = _Job("warm-up", pixels, counted=False)
+        started = time.perf_counter()
+        self._queue.put(job, timeout=timeout)
+        job.future.result(timeout)
+        return time.perf_counter() - started
 
     def queued(self) -> int:
         """Movies waiting for the worker (not counting the batch being embedded)."""
@@ -154,6 +167,9 @@ class EmbedBatcher:
             job.future.set_result(result)
 
     def _record(self, batch: list[_Job]) -> None:
+        batch = [j for j in batch if j.counted]
+        if not batch:
+            return
         s = self.stats
         s.batches += 1
         s.movies += len(batch)

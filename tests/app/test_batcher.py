@@ -130,3 +130,17 @@ def test_batch_cap_defaults_by_device(make_client, database_url):
         Settings(_env_file=None, ingest_batch_images=0)  # a start-up error, not a silent 1
     client = make_client(database_url)
     assert client.app.state.movierec.batcher.max_images == 4
+
+
+def test_the_warm_up_runs_on_the_worker_and_is_not_counted(batcher, movie):
+    assert batcher.warm_up(movie(1, 2)) > 0
+    assert batcher.stats.batches == batcher.stats.movies == 0
+    batcher.embed(PLOTS[0], movie(2, 1), wait=10)
+    assert (batcher.stats.batches, batcher.stats.movies, batcher.stats.images) == (1, 1, 1)
+
+
+def test_an_app_warms_its_encoders_up_before_serving(make_client, caplog):
+    caplog.set_level("INFO", logger="movierec")
+    state = make_client().app.state.movierec
+    assert any("encoders warmed up in" in r.getMessage() for r in caplog.records)
+    assert state.batcher.stats.batches == 0  # not counted as traffic
