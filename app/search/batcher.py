@@ -84,9 +84,8 @@ class EmbedBatcher:
     def warm_up(self, pixels: torch.Tensor, timeout: float = 600.0) -> float:
         """Embed one throwaway movie on the worker before the first request, and return the
         seconds it took. The encoders' first forward is slow (allocations, oneDNN's kernels,
-        CUDA's lazy start) and would otherwise land on the first POST: 101-162 ms against 47 ms
-        for the next ones with the dev encoders on a CPU (docs/PERFORMANCE.md section 3). An
-        encoder that cannot embed it fails start-up instead of the first POST."""
+        CUDA's lazy start) and would otherwise land on the first POST (docs/PERFORMANCE.md
+        section 3). An encoder that cannot embed it fails start-up instead of the first POST."""
         job = _Job("warm-up", pixels, counted=False)
         started = time.perf_counter()
         self._queue.put(job, timeout=timeout)
