@@ -21,6 +21,7 @@ from app.migrations import upgrade_database
 from app.movies.card_cache import CardCache
 from app.movies.clusters import GenreCentroids
 from app.movies.explain import ModalityCalibration
+from app.movies.group_members import GroupMembers
 from app.movies.repository import MovieRepository
 from app.movies.service import refresh_calibration
 from app.search.batcher import EmbedBatcher
@@ -45,6 +46,7 @@ def build_state(settings: Settings, embedder: Embedder | None = None) -> AppStat
     mapper = (
         GenreMapper.from_file(settings.genre_map_file) if settings.genre_map_file else GenreMapper()
     )
+    cards = CardCache(settings.card_cache_size)
     state = AppState(
         settings=settings,
         engine=engine,
@@ -56,7 +58,8 @@ def build_state(settings: Settings, embedder: Embedder | None = None) -> AppStat
         centroids=GenreCentroids(embedder.out_dim),
         calibration=ModalityCalibration.from_features([]),
         mapper=mapper,
-        cards=CardCache(settings.card_cache_size),
+        cards=cards,
+        groups=GroupMembers(cards),
         maintenance=ThreadPoolExecutor(
             1,
             thread_name_prefix="maintenance",

@@ -13,6 +13,7 @@ from app.config import Settings
 from app.movies.card_cache import CardCache
 from app.movies.clusters import GenreCentroids
 from app.movies.explain import ModalityCalibration
+from app.movies.group_members import GroupMembers
 from app.search.batcher import EmbedBatcher
 from app.search.embedder import Embedder
 from app.search.index import VectorIndex
@@ -31,6 +32,7 @@ class AppState:
     mapper: GenreMapper
     batcher: EmbedBatcher  # the only path from a POST to the encoders
     cards: CardCache  # the similar path's in-memory cards, invalidated by every write
+    groups: GroupMembers  # genre groups' ids for filtered answers, valid while the cards' are
     # One thread, so snapshots reach the disk in the order they were captured; it runs at a
     # lower priority than requests (app/thread_priority).
     maintenance: ThreadPoolExecutor

@@ -269,9 +269,10 @@ def similar_movies(
     vector = state.index.vector(movie_id)
     if vector is None:
         raise MovieNotFound(f"no movie with id {movie_id}")
-    allowed = (
-        MovieRepository(session).ids_in_group(genre_group) if genre_group is not None else None
-    )
+    allowed = None
+    if genre_group is not None:
+        group = genre_group
+        allowed = state.groups.ids(group, lambda: MovieRepository(session).ids_in_group(group))
     hits = state.index.search(vector, k, exclude=exclude | {movie_id}, allowed=allowed)
     cards = load_cards(state, [movie_id, *(i for i, _ in hits)])
     query = cards.get(movie_id)

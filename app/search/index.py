@@ -337,7 +337,7 @@ class VectorIndex:
             return self._index.reconstruct(int(movie_id))
 
     def _search_flat_numpy(
-        self, query: np.ndarray, k: int, blocked: set[int], allowed: set[int] | None
+        self, query: np.ndarray, k: int, blocked: set[int], allowed: np.ndarray | None
     ) -> list[tuple[int, float]]:
         """One query on the flat index: a BLAS GEMV on all cores, then the top scores through a
         bound on chunk maxima (`top_indices`). faiss-cpu takes its BLAS path only for large query
@@ -345,7 +345,11 @@ class VectorIndex:
         xb, ids = self._store.view()
         scores = xb @ query  # (N,)
         if allowed is not None:
-            scores[~np.isin(ids, np.fromiter(allowed, np.int64, len(allowed)))] = -np.inf
+            outside = ~np.isin(ids, allowed, assume_unique=True)
+            scores[outside] = -np.inf
+            k = min(k, len(ids) - int(np.count_nonzero(outside)))  # allowed rows in the index
+            if k <= 0:
+                return []
         top = top_indices(scores, k + len(blocked))
         out = [(int(ids[i]), float(scores[i])) for i in top if int(ids[i]) not in blocked]
         return [p for p in out if p[1] > -np.inf][:k]
@@ -356,25 +360,31 @@ class VectorIndex:
         k: int,
         *,
         exclude: set[int] | None = None,
-        allowed: set[int] | None = None,
+        allowed: np.ndarray | None = None,
     ) -> list[tuple[int, float]]:
         """Top-k (movie id, cosine) for one unit query vector, best first. `exclude` ids never
-        appear; with `allowed`, only those ids can. Costs O(|exclude| + |allowed|) besides the
-        scan itself: nothing here copies the catalogue's id set."""
+        appear; with `allowed` (unique movie ids, an int64 array), only those can. Costs
+        O(|exclude| + |allowed|) besides the scan itself (flat: one vectorised membership test
+        over the scanned rows): nothing here copies the catalogue's id set."""
         query = np.ascontiguousarray(query, dtype=np.float32).reshape(self.dim)
         with self.lock.read():
             blocked = {i for i in (exclude or ()) if i in self._live}
+            if self.kind == "flat":
+                k = min(k, len(self._live) - len(blocked))
+                if k <= 0:
+                    return []
+                return self._search_flat_numpy(query, k, blocked, allowed)
+            live_allowed = None
             if allowed is not None:
-                allowed = {i for i in allowed if i in self._live and i not in blocked}
-                candidates = len(allowed)
-            else:
-                candidates = len(self._live) - len(blocked)
-            k = min(k, candidates)
+                live_allowed = {
+                    i for i in map(int, allowed) if i in self._live and i not in blocked
+                }
+            k = min(
+                k, len(live_allowed) if live_allowed is not None else len(self._live) - len(blocked)
+            )
             if k <= 0:
                 return []
-            if self.kind == "flat":
-                return self._search_flat_numpy(query, k, blocked, allowed)
-            return self._search_hnsw(query, k, blocked, allowed)
+            return self._search_hnsw(query, k, blocked, live_allowed)
 
     def _search_hnsw(
         self, query: np.ndarray, k: int, blocked: set[int], allowed: set[int] | None

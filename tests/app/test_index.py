@@ -44,14 +44,20 @@ def test_upsert_search_remove_replace(kind):
     np.testing.assert_allclose(index.vector(11), x[0], atol=1e-6)
 
 
-def test_allowed_filter_and_small_catalogue():
+@pytest.mark.parametrize("kind", ["flat", "hnsw"])
+def test_allowed_filter_and_small_catalogue(kind):
     x = clustered(20)
-    index = VectorIndex(16)
+    index = VectorIndex(16, kind)
     index.upsert(np.arange(20), x)
-    hits = index.search(x[0], 10, allowed={1, 2, 3}, exclude={2})
+    hits = index.search(x[0], 10, allowed=np.array([1, 2, 3, 999]), exclude={2})  # 999: unknown
     assert {h[0] for h in hits} == {1, 3}
+    assert index.search(x[0], 10, allowed=np.array([999])) == []
+    assert index.search(x[0], 10, allowed=np.array([], np.int64)) == []
+    scored = index.search(x[0], 2, allowed=np.arange(5, 20))  # the best two of the allowed
+    best = sorted(range(5, 20), key=lambda i: -float(x[i] @ x[0]))[:2]
+    assert [h[0] for h in scored] == best
     assert len(index.search(x[0], 100, exclude={0})) == 19
-    assert VectorIndex(16).search(x[0], 5) == []
+    assert VectorIndex(16, kind).search(x[0], 5) == []
 
 
 def test_negative_ids_rejected():
