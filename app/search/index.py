@@ -374,28 +374,25 @@ class VectorIndex:
                 if k <= 0:
                     return []
                 return self._search_flat_numpy(query, k, blocked, allowed)
-            live_allowed = None
-            if allowed is not None:
-                live_allowed = {
-                    i for i in map(int, allowed) if i in self._live and i not in blocked
-                }
-            k = min(
-                k, len(live_allowed) if live_allowed is not None else len(self._live) - len(blocked)
-            )
+            if allowed is not None and blocked:
+                allowed = allowed[~np.isin(allowed, np.fromiter(blocked, np.int64, len(blocked)))]
+            # allowed ids come from the database, whose movies are all indexed: its size bounds k
+            # (a stale id only makes the search widen further), with no set of it built per query
+            k = min(k, len(allowed) if allowed is not None else len(self._live) - len(blocked))
             if k <= 0:
                 return []
-            return self._search_hnsw(query, k, blocked, live_allowed)
+            return self._search_hnsw(query, k, blocked, allowed)
 
     def _search_hnsw(
-        self, query: np.ndarray, k: int, blocked: set[int], allowed: set[int] | None
+        self, query: np.ndarray, k: int, blocked: set[int], allowed: np.ndarray | None
     ) -> list[tuple[int, float]]:
         """FAISS HNSW with an ID selector for the caller's exclusions. Tombstones and replaced
         vectors stay in the graph until compaction: hits not in `_live` are dropped, duplicates
         are rescored once with their current vector, and the search widens until k remain (the
         tombstone set is never copied into a per-query selector)."""
         params = faiss.SearchParametersHNSW()
-        if allowed is not None:
-            params.sel = faiss.IDSelectorBatch(np.fromiter(allowed, np.int64, len(allowed)))
+        if allowed is not None:  # blocked ids already taken out of it
+            params.sel = faiss.IDSelectorBatch(np.ascontiguousarray(allowed, dtype=np.int64))
         elif blocked:
             params.sel = faiss.IDSelectorNot(
                 faiss.IDSelectorBatch(np.fromiter(blocked, np.int64, len(blocked)))

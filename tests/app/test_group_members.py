@@ -5,10 +5,11 @@ PostgreSQL)."""
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from app.movies.card_cache import CardCache
 from app.movies.group_members import GroupMembers
-from tests.app.util import post_movie
+from tests.app.util import CATALOG, post_movie
 
 
 def test_ids_are_read_once_per_write_generation():
@@ -43,14 +44,30 @@ def test_a_read_that_raced_a_write_is_not_kept():
     np.testing.assert_array_equal(members.ids(4, lambda: {2}), [2])  # read again
 
 
+def groups_of(client, movie_id: int) -> list[int]:
+    return [g["id"] for g in client.get(f"/movies/{movie_id}").json()["genre_groups"]]
+
+
 def similar_ids(client, movie_id: int, group: int) -> set[int]:
     r = client.get(f"/movies/{movie_id}/similar", params={"genre_group": group, "k": 10})
     assert r.status_code == 200, r.text
     return {x["movie"]["id"] for x in r.json()["results"]}
 
 
-def test_a_filtered_answer_follows_every_change_of_groups(client, catalog):
+@pytest.fixture(params=["flat", "hnsw"])
+def indexed(make_client, database_url, request):
+    """(client, movie ids) over an index of each kind."""
+    client = make_client(database_url, index_kind=request.param)
+    ids = [
+        post_movie(client, title=t, plot=p, genres=g, seed=s).json()["id"] for t, p, g, s in CATALOG
+    ]
+    return client, ids
+
+
+def test_a_filtered_answer_follows_every_change_of_groups(indexed):
+    client, catalog = indexed
     horror = similar_ids(client, catalog[0], 6)
+    assert horror and all(6 in groups_of(client, i) for i in horror)
     assert horror == similar_ids(client, catalog[0], 6)  # the second from memory
     joined = next(i for i in catalog[1:] if i not in horror)
     client.patch(f"/movies/{joined}", json={"genres": ["Horror"]})
