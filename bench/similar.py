@@ -7,12 +7,14 @@
 For each catalogue size: a SQLite database and index snapshot of N movies with structured vectors,
 a real uvicorn server (tiny encoders: encoder cost does not depend on catalogue size), then
   - the raw search in this process: FAISS flat, numpy xb @ q + argpartition, the service's own
-    flat search, and HNSW with its recall@20 against exact,
+    flat search, and HNSW with its recall@20 against exact; the own and HNSW searches also
+    filtered to one genre group (a tenth of the catalogue),
   - in --rounds rounds (3), each alternating with the same queries' raw and own search in this
     process, so that the machine's drift hits both sides of a ratio alike:
     GET /movies/{id}/similar?k=20 over HTTP, sequential: first visits of new query movies
     (cards read from the database) and repeat visits of the same queries (cards from memory),
-    and GET /health on the same server (the trivial FastAPI endpoint),
+    GET /movies/{id}/similar?genre_group=3 (cards from memory; against the repeat visits: the
+    cost of a genre filter), and GET /health on the same server (the trivial FastAPI endpoint),
   - POST /movies x 40 with a snapshot due every 20 (the write path: database, index,
     snapshots) and the server's memory.
 Each ratio is the median of its per-round ratios, with their range; p50/p99 pool the rounds.
@@ -43,6 +45,9 @@ sys.path.insert(0, str(ROOT))
 from app.search.index import VectorIndex  # noqa: E402
 
 HNSW_M, HNSW_EF = 32, 128  # the service's defaults
+FILTER_GROUP = (
+    3  # ?genre_group= of the filtered timings: a tenth of the catalogue (build_catalogue)
+)
 
 
 def tiny_models(directory: Path) -> dict[str, str]:
@@ -143,9 +148,10 @@ def build_catalogue(
 
 def baseline_searches(
     vectors: np.ndarray, k: int = 20, hnsw: VectorIndex | None = None
-) -> dict[str, Callable[[np.ndarray], object]]:
+) -> dict[str, Callable[..., object]]:
     """One query each: bare FAISS flat, numpy `xb @ q` + argpartition (the raw baselines), the
-    service's own flat search and, given one, an HNSW index's search."""
+    service's own flat search and, given one, an HNSW index's search (these two optionally with
+    an `allowed` id array, as a genre filter passes it)."""
     import faiss
 
     flat = VectorIndex(256)
@@ -158,18 +164,24 @@ def baseline_searches(
         top = np.argpartition(-scores, k)[: k + 1]
         return top[np.argsort(-scores[top])]
 
-    out: dict[str, Callable[[np.ndarray], object]] = {
+    out: dict[str, Callable[..., object]] = {
         "faiss": lambda q: raw_faiss.search(q[None], k + 1),
         "numpy": numpy_search,
-        "own": lambda q: flat.search(q, k, exclude={1}),  # as the service calls it
+        "own": lambda q, allowed=None: flat.search(q, k, exclude={1}, allowed=allowed),
         "exact": lambda q: flat.search(q, k),  # recall's reference
     }
     if hnsw is not None:
-        out["hnsw"] = lambda q: hnsw.search(q, k)
+        out["hnsw"] = lambda q, allowed=None: hnsw.search(q, k, allowed=allowed)
     return out
 
 
-def time_queries(search: Callable[[np.ndarray], object], queries: np.ndarray) -> np.ndarray:
+def filter_group_ids(n: int) -> np.ndarray:
+    """The ids `build_catalogue` puts in FILTER_GROUP (group 1 + id % 10)."""
+    ids = np.arange(1, n + 1, dtype=np.int64)
+    return ids[1 + ids % 10 == FILTER_GROUP]
+
+
+def time_queries(search: Callable[..., object], queries: np.ndarray) -> np.ndarray:
     it = iter(queries)
     return timed(lambda: search(next(it)), len(queries))
 
@@ -177,7 +189,7 @@ def time_queries(search: Callable[[np.ndarray], object], queries: np.ndarray) ->
 def raw_search(
     vectors: np.ndarray,
     queries: np.ndarray,
-    searches: dict[str, Callable[[np.ndarray], object]],
+    searches: dict[str, Callable[..., object]],
     k: int = 20,
     hnsw_index: tuple[VectorIndex, float] | None = None,
 ) -> dict:
@@ -188,7 +200,10 @@ def raw_search(
     faiss_s, numpy_s, ours_s = (
         time_queries(searches[n], queries) for n in ("faiss", "numpy", "own")
     )
+    members = filter_group_ids(len(vectors))
+    own_filtered = time_queries(lambda q: searches["own"](q, members), queries)
     out = {
+        "index_search_filtered_p50_ms": 1e3 * pct(own_filtered, 50),
         "faiss_flat_p50_ms": 1e3 * pct(faiss_s, 50),
         "numpy_p50_ms": 1e3 * pct(numpy_s, 50),
         "raw_p50_ms": 1e3 * min(pct(faiss_s, 50), pct(numpy_s, 50)),
@@ -199,6 +214,8 @@ def raw_search(
         return out
     hnsw, out["hnsw_build_s"] = hnsw_index
     hnsw_s = time_queries(searches["hnsw"], queries)
+    hnsw_filtered = time_queries(lambda q: searches["hnsw"](q, members), queries)
+    out["hnsw_filtered_p50_ms"] = 1e3 * pct(hnsw_filtered, 50)
     recall = []
     for q in queries[:200]:
         exact = {i for i, _ in searches["exact"](q)}  # type: ignore[attr-defined]
@@ -231,7 +248,7 @@ def http_bench(
     data_dir: Path,
     models: dict[str, str],
     vectors: np.ndarray,
-    searches: dict[str, Callable[[np.ndarray], object]],
+    searches: dict[str, Callable[..., object]],
     requests: int,
     rounds: int,
     kind: str = "flat",
@@ -266,9 +283,12 @@ def http_bench(
                 assert client.get(f"/movies/{i}/similar", params={"k": 20}).status_code == 200
 
             def served(ids: np.ndarray) -> dict[str, np.ndarray]:
+                first, repeat = timed_ids(client, ids), timed_ids(client, ids)
+                timed_ids(client, ids, FILTER_GROUP)  # its results' cards into the cache
                 return {
-                    "first": timed_ids(client, ids),
-                    "repeat": timed_ids(client, ids),
+                    "first": first,
+                    "repeat": repeat,
+                    "filtered": timed_ids(client, ids, FILTER_GROUP),  # cards from memory
                     "trivial": timed(lambda: client.get("/health"), len(ids)),
                 }
 
@@ -300,6 +320,7 @@ def http_bench(
     ]
     pooled = {name: np.concatenate(xs) for name, xs in samples.items()}
     first, repeat, trivial = pooled["first"], pooled["repeat"], pooled["trivial"]
+    filtered_vs_repeat = [r["filtered"] / r["repeat"] for r in per_round_p50]
     return {
         "ready_s": ready_s,
         "rounds": per_round_p50,
@@ -309,6 +330,8 @@ def http_bench(
         "similar_p50_ms": 1e3 * pct(repeat, 50),
         "similar_p99_ms": 1e3 * pct(repeat, 99),
         "similar_rps": len(repeat) / repeat.sum(),
+        "similar_filtered_p50_ms": 1e3 * pct(pooled["filtered"], 50),
+        "ratio_filtered_vs_repeat": float(np.median(filtered_vs_repeat)),
         "trivial_p50_ms": 1e3 * pct(trivial, 50),
         "trivial_p99_ms": 1e3 * pct(trivial, 99),
         "write_p50_ms": 1e3 * pct(writes, 50),
@@ -337,11 +360,12 @@ def round_ratios(rounds: list[dict[str, float]]) -> dict:
     return out
 
 
-def timed_ids(client: httpx.Client, ids: np.ndarray) -> np.ndarray:
+def timed_ids(client: httpx.Client, ids: np.ndarray, genre_group: int | None = None) -> np.ndarray:
     it = iter(ids)
+    params = {"k": 20} if genre_group is None else {"k": 20, "genre_group": genre_group}
 
     def one() -> None:
-        r = client.get(f"/movies/{next(it)}/similar", params={"k": 20})
+        r = client.get(f"/movies/{next(it)}/similar", params=params)
         assert r.status_code == 200, r.text
 
     return timed(one, len(ids))
