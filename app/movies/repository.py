@@ -238,9 +238,9 @@ class MovieRepository:
         rows = list(self.session.scalars(stmt.order_by(Movie.id).limit(limit).offset(offset)))
         return rows, int(self.session.scalar(count) or 0)
 
-    def ids_in_group(self, group: int) -> set[int]:
+    def ids_in_group(self, group: int) -> list[int]:
         stmt = select(MovieGenreGroup.movie_id).where(MovieGenreGroup.group_id == group)
-        return set(self.session.scalars(stmt))
+        return list(self.session.scalars(stmt))
 
     def set_groups(self, movie: Movie, groups: list[tuple[int, bool, float]]) -> None:
         movie.groups = [

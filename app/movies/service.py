@@ -193,7 +193,7 @@ def refresh_calibration(state: AppState) -> None:
     (a service that started empty would otherwise judge closeness by raw cosine forever)."""
     with state.sessions() as session:
         sample = MovieRepository(session).sample_features(2000)
-    dims = (state.embedder.text_encoder.dim, state.embedder.image_encoder.dim)
+    dims = state.embedder.feature_dims
     usable = [(t, i) for t, i in sample if (t.size, i.size) == dims]  # other encoders' rows
     state.calibration = ModalityCalibration.from_features(usable)
 

@@ -46,10 +46,10 @@ class Embedder:
                     f"not a {spec['text_tower']} tower"
                 )
             want = (spec["fusion"]["text_dim"], spec["fusion"]["image_dim"])
-            if want != (text.dim, image.dim):
+            if want != self.feature_dims:
                 raise ValueError(
                     f"checkpoint {self.checkpoint} expects text/image dims {want}, the configured "
-                    f"encoders give {(text.dim, image.dim)} (trained with "
+                    f"encoders give {self.feature_dims} (trained with "
                     f"{config.get('text_model')}"
                     f" + {config.get('image_model')})"
                 )
@@ -66,6 +66,11 @@ class Embedder:
                 self.model_version,
             )
         self.out_dim = 256
+
+    @property
+    def feature_dims(self) -> tuple[int, int]:
+        """(text, image) raw feature sizes the encoders give: what stored features must match."""
+        return self.text_encoder.dim, self.image_encoder.dim
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Embedder:

@@ -122,12 +122,11 @@ def reindex(state: AppState, *, batch: int = 2000, progress: bool = True) -> int
     """Recompute every vector from the stored raw features (no image decoding), commit, then swap
     a freshly built index in atomically."""
     n = 0
-    dims = (state.embedder.text_encoder.dim, state.embedder.image_encoder.dim)
     with state.sessions() as session, state.write_lock:
         repo = MovieRepository(session)
         total = repo.count()
         bar = tqdm(total=total, desc="reindex", unit="movie", disable=not progress)
-        for ids, text, image in repo.iter_features(batch, dims=dims):
+        for ids, text, image in repo.iter_features(batch, dims=state.embedder.feature_dims):
             repo.update_vectors(ids, state.embedder.fuse(text, image), state.model_version)
             n += len(ids)
             bar.update(len(ids))
