@@ -156,6 +156,9 @@ def settings_from_env(env: dict[str, str], data_dir: Path):
     return Settings(_env_file=None, data_dir=data_dir, **fields)
 
 
+EMBED_WALL = "embed wall (decode + encoders)"
+
+
 def stage_split(batch, models: dict[str, str], work: Path) -> tuple[dict, dict]:
     from fastapi.testclient import TestClient
 
@@ -182,6 +185,9 @@ def stage_split(batch, models: dict[str, str], work: Path) -> tuple[dict, dict]:
         wrap(emb, "prepare_from", "decode + resize (request thread)")
         wrap(emb.image_encoder, "encode_prepared", "image encoder")
         wrap(emb, "fuse", "fusion")
+        # since session 10 the plot is encoded while the images decode: the request thread's
+        # wait for its embedding covers both, and the stages above overlap within it
+        wrap(client.app.state.movierec.batcher, "embed_preparing", EMBED_WALL)
         post(client, batch[0], "warm")  # first-call costs out of the way
         acc.clear()
         started = time.perf_counter()
@@ -189,7 +195,9 @@ def stage_split(batch, models: dict[str, str], work: Path) -> tuple[dict, dict]:
             post(client, movie, f"split-{i}")
         total = time.perf_counter() - started
         stages = {k: 1e3 * v / len(batch) for k, v in acc.items()}
-        stages["database + index + HTTP (rest)"] = 1e3 * total / len(batch) - sum(stages.values())
+        embed_wall = stages.pop(EMBED_WALL)
+        stages["overlapped (subtract: stages that ran at once)"] = sum(stages.values()) - embed_wall
+        stages["database + index + HTTP (rest)"] = 1e3 * total / len(batch) - embed_wall
         stages["total"] = 1e3 * total / len(batch)
     # The baseline: the same movies through the bare encoders, once the app has stopped. While
     # its embedding worker lived, its OpenMP team did too, and a second team (this thread's)

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import numpy as np
+import torch
 from PIL import Image
 from sqlalchemy.orm import Session
 
@@ -107,10 +108,13 @@ def create_or_replace_movie(
     def decode(upload: Upload) -> Image.Image:
         return decode_image(upload.data, name=upload.name, limits=limits, target=target)
 
-    # decoded and resized here, in parallel threads, not in the embedding worker
-    pixels = state.embedder.prepare_from(uploads, decode)
-    watch.lap("decode + resize")
-    emb = state.batcher.embed(plot, pixels, wait=s.ingest_wait_seconds)
+    def prepare() -> torch.Tensor:
+        # decoded and resized here, in parallel threads, while the worker encodes the plot
+        pixels = state.embedder.prepare_from(uploads, decode)
+        watch.lap("decode + resize")
+        return pixels
+
+    emb = state.batcher.embed_preparing(plot, len(uploads), prepare, wait=s.ingest_wait_seconds)
     watch.lap("embed (queue + encoders)")
 
     repo = MovieRepository(session)

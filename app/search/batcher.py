@@ -7,6 +7,10 @@ takes the oldest waiting movie plus every movie that queued up while the previou
 text call, one image call and one fusion call, and hands each request its own result. Under
 light load a movie is embedded as soon as it arrives; under heavy load batches grow by
 themselves. A bounded queue gives back-pressure: past it, callers get 429.
+
+A movie joins the queue before its images are decoded (`embed_preparing`): the worker encodes
+its plot while the request thread decodes and resizes, and takes the pixels once the text is
+done, so one client's decode no longer sits in series with the encoders.
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ import logging
 import queue
 import threading
 import time
+from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 
@@ -26,16 +31,24 @@ from app.search.embedder import Embedder, Embedding
 log = logging.getLogger("movierec.batcher")
 
 
+# How long the worker waits for a queued movie's images after encoding its plot. The request
+# thread always hands them over or gives up (decoding is bounded by the upload limits); this
+# only keeps a bug from stalling every later ingest.
+PIXELS_TIMEOUT_SECONDS = 120.0
+
+
+class _ImagesAbandoned(Exception):
+    """The request thread failed to prepare its images (and answers with its own error)."""
+
+
 @dataclass
 class _Job:
     plot: str
-    pixels: torch.Tensor  # (N, 3, H, W) uint8 from Embedder.prepare
+    image_count: int
+    # (N, 3, H, W) uint8 from Embedder.prepare, set by the request thread once decoded
+    pixels: Future[torch.Tensor] = field(default_factory=Future)
     future: Future[Embedding] = field(default_factory=Future)
     counted: bool = True  # in BatchStats (the start-up warm-up is not)
-
-    @property
-    def image_count(self) -> int:
-        return len(self.pixels)
 
 
 @dataclass
@@ -70,23 +83,47 @@ class EmbedBatcher:
     def embed(self, plot: str, pixels: torch.Tensor, *, wait: float) -> Embedding:
         """Queue one movie (its plot and `Embedder.prepare`d images) and block until its
         embedding is ready. Raises TooManyRequests when the queue stays full for `wait` seconds."""
+        return self.embed_preparing(plot, len(pixels), lambda: pixels, wait=wait)
+
+    def embed_preparing(
+        self,
+        plot: str,
+        image_count: int,
+        prepare: Callable[[], torch.Tensor],
+        *,
+        wait: float,
+    ) -> Embedding:
+        """`embed` for images not prepared yet: queue the movie, run `prepare` (decode and
+        resize, in this thread) while the worker encodes the plot, hand the pixels over and block
+        until the embedding is ready. An error from `prepare` (a bad upload's 4xx) is raised
+        here as is; the worker drops the movie."""
+        job = _Job(plot, image_count)
+        self._put(job, wait)
+        try:
+            pixels = prepare()
+        except BaseException:
+            job.pixels.set_exception(_ImagesAbandoned())
+            raise
+        job.pixels.set_result(pixels)
+        return job.future.result()
+
+    def _put(self, job: _Job, wait: float) -> None:
         if self._closed:
             raise ServiceUnavailable("the service is shutting down")
-        job = _Job(plot, pixels)
         try:
             self._queue.put(job, timeout=wait)
         except queue.Full:
             raise TooManyRequests(
                 "too many movies are waiting to be embedded right now; retry shortly"
             ) from None
-        return job.future.result()
 
     def warm_up(self, pixels: torch.Tensor, timeout: float = 600.0) -> float:
         """Embed one throwaway movie on the worker before the first request, and return the
         seconds it took. The encoders' first forward is slow (allocations, oneDNN's kernels,
         CUDA's lazy start) and would otherwise land on the first POST (docs/PERFORMANCE.md
         section 3). An encoder that cannot embed it fails start-up instead of the first POST."""
-        job = _Job("warm-up", pixels, counted=False)
+        job = _Job("warm-up", len(pixels), counted=False)
+        job.pixels.set_result(pixels)
         started = time.perf_counter()
         self._queue.put(job, timeout=timeout)
         job.future.result(timeout)
@@ -151,19 +188,44 @@ class EmbedBatcher:
         return batch, False
 
     def _process(self, batch: list[_Job]) -> None:
+        """Plots first, then each movie's images as its request thread hands them over."""
         try:
-            results = self.embedder.embed_many([(j.plot, j.pixels) for j in batch])
+            text = self.embedder.text_encoder.encode([j.plot for j in batch])
+            rows, ready = self._take_images(batch)
+            if not ready:
+                return
+            results = self.embedder.embed_with_text(text[rows], [p for _, p in ready])
         except Exception:
+            batch = [j for j in batch if not j.future.done()]
             if len(batch) > 1:  # one bad movie must not fail the others: retry each alone
                 for job in batch:
                     self._process([job])
                 return
             log.exception("embedding failed")
-            batch[0].future.set_exception(ServiceUnavailable("embedding failed"))
+            if batch:
+                batch[0].future.set_exception(ServiceUnavailable("embedding failed"))
             return
-        self._record(batch)
-        for job, result in zip(batch, results, strict=True):
+        self._record([job for job, _ in ready])
+        for (job, _), result in zip(ready, results, strict=True):
             job.future.set_result(result)
+
+    def _take_images(self, batch: list[_Job]) -> tuple[list[int], list[tuple[_Job, torch.Tensor]]]:
+        """(rows of the batch, (job, pixels)) of the movies whose images arrived; a movie whose
+        request gave up on its images leaves the batch (its caller already has its error)."""
+        rows, ready = [], []
+        for row, job in enumerate(batch):
+            try:
+                pixels = job.pixels.result(timeout=PIXELS_TIMEOUT_SECONDS)
+            except _ImagesAbandoned as exc:
+                job.future.set_exception(exc)
+                continue
+            except TimeoutError:
+                log.error("a movie's images never arrived; it is dropped")
+                job.future.set_exception(ServiceUnavailable("embedding timed out"))
+                continue
+            rows.append(row)
+            ready.append((job, pixels))
+        return rows, ready
 
     def _record(self, batch: list[_Job]) -> None:
         batch = [j for j in batch if j.counted]

@@ -121,6 +121,11 @@ class Embedder:
         """Several movies (plot, prepared pixels) in one text call, one image call and one fusion
         call."""
         text = self.text_encoder.encode([plot for plot, _ in movies])
-        image = self.image_encoder.encode_prepared([pixels for _, pixels in movies])
+        return self.embed_with_text(text, [pixels for _, pixels in movies])
+
+    def embed_with_text(self, text: np.ndarray, pixels: Sequence[torch.Tensor]) -> list[Embedding]:
+        """The rest of `embed_many` for plots already encoded ((N, Dt), one row per movie): the
+        embedding worker encodes a movie's plot while its images are still being decoded."""
+        image = self.image_encoder.encode_prepared(list(pixels))
         vectors = self.fuse(text, image)
         return [Embedding(t, i, v) for t, i, v in zip(text, image, vectors, strict=True)]

@@ -5,6 +5,7 @@ alone."""
 from __future__ import annotations
 
 import io
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 
@@ -83,6 +84,55 @@ def test_a_failing_movie_fails_alone(batcher, movie):
         assert other.result(timeout=60).vector.shape == (256,)
         with pytest.raises(ServiceUnavailable):
             bad.result(timeout=60)
+
+
+def test_a_movies_plot_is_encoded_while_its_images_are_prepared(
+    batcher, tiny_embedder, movie, monkeypatch
+):
+    """One client's decode and resize overlap the text encoder instead of running before it."""
+    plot_encoded = threading.Event()
+    encode = tiny_embedder.text_encoder.encode
+
+    def encode_and_tell(texts, *args, **kwargs):
+        out = encode(texts, *args, **kwargs)
+        plot_encoded.set()
+        return out
+
+    monkeypatch.setattr(tiny_embedder.text_encoder, "encode", encode_and_tell)
+    pixels = movie(3, 2)
+    seen = []
+
+    def prepare():
+        seen.append(plot_encoded.wait(timeout=30))  # before this returns, the worker has encoded
+        return pixels
+
+    got = batcher.embed_preparing(PLOTS[3], 2, prepare, wait=10)
+    assert seen == [True]
+    alone = tiny_embedder.embed_many([(PLOTS[3], pixels)])[0]
+    np.testing.assert_allclose(got.vector, alone.vector, atol=1e-5)
+
+
+def test_a_movie_whose_images_fail_raises_its_own_error_and_leaves_the_batch(batcher, movie):
+    class BadUpload(ValueError):
+        pass
+
+    def broken():
+        raise BadUpload("not an image")
+
+    good, other = movie(0, 2), movie(2, 1)
+    with ThreadPoolExecutor(3) as pool:
+        with batcher.device_lock:  # all three queue up and share one batch
+            futures = [
+                pool.submit(batcher.embed_preparing, PLOTS[0], 2, lambda: good, wait=10),
+                pool.submit(batcher.embed_preparing, PLOTS[1], 1, broken, wait=10),
+                pool.submit(batcher.embed_preparing, PLOTS[2], 1, lambda: other, wait=10),
+            ]
+            wait_until(lambda: batcher.queued() == 2)
+        assert futures[0].result(timeout=60).vector.shape == (256,)
+        assert futures[2].result(timeout=60).vector.shape == (256,)
+        with pytest.raises(BadUpload, match="not an image"):
+            futures[1].result(timeout=60)
+    assert (batcher.stats.batches, batcher.stats.movies, batcher.stats.images) == (1, 2, 3)
 
 
 def test_images_cap_splits_batches(tiny_embedder, movie):
