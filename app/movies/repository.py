@@ -22,7 +22,10 @@ from sqlalchemy import (
     select,
     update,
 )
+from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.orm import Session, selectinload
+from sqlalchemy.sql.compiler import SQLCompiler
+from sqlalchemy.sql.functions import FunctionElement
 
 from app.movies.models import ChangeLog, Movie, MovieFeatures, MovieGenreGroup, MovieVector
 
@@ -36,6 +39,29 @@ RESPONSE_LOADS = (
 
 
 _CARD_IDS: BindParameter[list[int]] = bindparam("ids", expanding=True)
+
+
+class real_as_text(FunctionElement[str]):  # noqa: N801 - reads as the SQL function it is
+    """A float column as text that parses back to the same double. SQLite's CAST keeps 15
+    significant digits, so a card's confidence read through it differed from the ORM's in its
+    last digit; printf's '%!.17g' keeps them all. PostgreSQL's text output is exact already."""
+
+    type = String()
+    name = "real_as_text"
+    inherit_cache = True
+
+
+@compiles(real_as_text)
+def _real_as_text(element: real_as_text, compiler: SQLCompiler, **kw: Any) -> str:
+    (column,) = element.clauses
+    return compiler.process(cast(column, String), **kw)
+
+
+@compiles(real_as_text, "sqlite")
+def _real_as_text_sqlite(element: real_as_text, compiler: SQLCompiler, **kw: Any) -> str:
+    (column,) = element.clauses
+    return f"printf('%!.17g', {compiler.process(column, **kw)})"
+
 # A card's genre groups as one string per movie, "group:inferred:confidence,...", aggregated by
 # the database (group_concat on SQLite, string_agg on PostgreSQL): the cards' read is one
 # statement, one round trip to PostgreSQL, where rows and groups took two.
@@ -46,7 +72,7 @@ _GROUP_LIST = (
             + ":"
             + cast(cast(MovieGenreGroup.inferred, Integer), String)
             + ":"
-            + cast(MovieGenreGroup.confidence, String),
+            + real_as_text(MovieGenreGroup.confidence),
             ",",
         )
     )

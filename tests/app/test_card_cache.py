@@ -148,3 +148,23 @@ def test_a_first_visit_reads_its_cards_without_the_request_session(client, catal
         assert query.read.id == catalog[0] and len(results) == 5
         assert not session.in_transaction()
     assert len(state.cards) == 6  # and the cards it read are cached
+
+
+def test_a_confidence_read_as_text_parses_back_to_the_same_double(database_url):
+    """SQLite's CAST to text keeps 15 digits: cards read through it showed a confidence one digit
+    off the ORM's (and the movie's own page)."""
+    from sqlalchemy import Float, create_engine, literal, select
+
+    from app.movies.repository import real_as_text
+
+    values = [0.8776106282743235, 0.1, 1.0, 1 / 3, 2.0**-30, 0.9999999999999999]
+    engine = create_engine(database_url)
+    try:
+        with engine.connect() as connection:
+            texts = [
+                connection.scalar(select(real_as_text(literal(v, Float(precision=53)))))
+                for v in values
+            ]
+    finally:
+        engine.dispose()
+    assert [float(t) for t in texts] == values
