@@ -82,12 +82,13 @@ class CardCache:
             while len(self._cards) > self.capacity:
                 self._cards.popitem(last=False)
 
-    def invalidate(self, ids: Iterable[int]) -> None:
-        """Call after committing a change to these movies."""
+    def invalidate(self, ids: Iterable[int]) -> int:
+        """Call after committing a change to these movies; returns the new generation."""
         with self._lock:
             self._generation += 1
             for i in ids:
                 self._cards.pop(i, None)
+            return self._generation
 
     def clear(self) -> None:
         """After changes to many movies at once (bulk import, reindex)."""

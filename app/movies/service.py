@@ -73,6 +73,11 @@ def labelled_groups(movie: Movie) -> list[int]:
     return [g.group_id for g in movie.groups if not g.inferred]
 
 
+def all_groups(movie: Movie) -> list[int]:
+    """Labelled and inferred: what a genre filter matches."""
+    return [g.group_id for g in movie.groups]
+
+
 def assign_groups(
     state: AppState, genres: list[str], vector: np.ndarray
 ) -> list[tuple[int, bool, float]]:
@@ -142,7 +147,7 @@ def create_or_replace_movie(
         watch.lap("transaction")
         session.commit()  # the acknowledgement point
         watch.lap("commit")
-        state.cards.invalidate([movie.id])
+        state.groups.moved(movie.id, all_groups(movie), state.cards.invalidate([movie.id]))
         failpoint("after_commit_before_index")
         if old and old[1] is not None:
             state.centroids.remove(old[0], old[1])
@@ -235,7 +240,7 @@ def update_movie(
                     movie, assign_groups(state, movie.genres, vector)
                 )
         session.commit()
-        state.cards.invalidate([movie_id])
+        state.groups.moved(movie_id, all_groups(movie), state.cards.invalidate([movie_id]))
         if vector is not None and "genres" in fields:
             state.centroids.remove(old_groups, vector)
             state.centroids.add(labelled_groups(movie), vector)
@@ -251,7 +256,7 @@ def delete_movie(state: AppState, session: Session, movie_id: int) -> None:
         repo.delete(movie)
         repo.log_change(movie_id, "delete")
         session.commit()
-        state.cards.invalidate([movie_id])
+        state.groups.moved(movie_id, [], state.cards.invalidate([movie_id]))
         failpoint("after_commit_before_index")
         state.index.remove([movie_id])
         if vector is not None:

@@ -1,6 +1,6 @@
-"""Genre-group ids for filtered answers come from memory until a write, never from a read that
-raced one, and a filtered answer follows every change of a movie's groups (SQLite and
-PostgreSQL)."""
+"""Genre-group ids for filtered answers come from memory, patched by each reported write and read
+again after any other, never from a read that raced a write, and a filtered answer follows every
+change of a movie's groups (SQLite and PostgreSQL)."""
 
 from __future__ import annotations
 
@@ -44,6 +44,41 @@ def test_a_read_that_raced_a_write_is_not_kept():
     np.testing.assert_array_equal(members.ids(4, lambda: {2}), [2])  # read again
 
 
+def fails():
+    raise AssertionError("read from the database")
+
+
+def test_a_reported_write_updates_the_cached_groups_instead_of_dropping_them():
+    cards = CardCache(capacity=10)
+    members = GroupMembers(cards)
+    members.ids(3, lambda: [9, 1, 5])
+    members.ids(4, lambda: [5])
+    members.moved(7, [3], cards.invalidate([7]))  # a POST into group 3
+    np.testing.assert_array_equal(members.ids(3, fails), [1, 5, 7, 9])
+    np.testing.assert_array_equal(members.ids(4, fails), [5])
+    members.moved(5, [4], cards.invalidate([5]))  # a PATCH out of group 3, staying in 4
+    np.testing.assert_array_equal(members.ids(3, fails), [1, 7, 9])
+    np.testing.assert_array_equal(members.ids(4, fails), [5])
+    members.moved(1, [], cards.invalidate([1]))  # a DELETE
+    np.testing.assert_array_equal(members.ids(3, fails), [7, 9])
+    assert members.reads == 2
+
+
+def test_groups_a_write_did_not_report_are_read_again():
+    cards = CardCache(capacity=10)
+    members = GroupMembers(cards)
+    members.ids(3, lambda: [1, 2])
+    cards.clear()  # a bulk import: nothing reported
+    members.moved(2, [], cards.invalidate([2]))  # the next write cannot patch a stale group
+    np.testing.assert_array_equal(members.ids(3, lambda: [1, 8]), [1, 8])
+    members.ids(3, fails)
+    generation = cards.invalidate([8])
+    cards.invalidate([9])  # another write came between: its change was not reported
+    members.moved(8, [], generation)
+    np.testing.assert_array_equal(members.ids(3, lambda: [1]), [1])
+    assert members.reads == 3
+
+
 def groups_of(client, movie_id: int) -> list[int]:
     return [g["id"] for g in client.get(f"/movies/{movie_id}").json()["genre_groups"]]
 
@@ -66,9 +101,11 @@ def indexed(make_client, database_url, request):
 
 def test_a_filtered_answer_follows_every_change_of_groups(indexed):
     client, catalog = indexed
+    members = client.app.state.movierec.groups
     horror = similar_ids(client, catalog[0], 6)
     assert horror and all(6 in groups_of(client, i) for i in horror)
     assert horror == similar_ids(client, catalog[0], 6)  # the second from memory
+    reads = members.reads
     joined = next(i for i in catalog[1:] if i not in horror)
     client.patch(f"/movies/{joined}", json={"genres": ["Horror"]})
     assert similar_ids(client, catalog[0], 6) == horror | {joined}
@@ -78,3 +115,4 @@ def test_a_filtered_answer_follows_every_change_of_groups(indexed):
     assert new in similar_ids(client, catalog[0], 6)
     client.delete(f"/movies/{new}")
     assert similar_ids(client, catalog[0], 6) == horror
+    assert members.reads == reads  # each write's change applied in memory, none read again
