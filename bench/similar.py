@@ -289,6 +289,7 @@ def http_bench(
                     "first": first,
                     "repeat": repeat,
                     "filtered": timed_ids(client, ids, FILTER_GROUP),  # cards from memory
+                    "filtered_after_write": timed_ids(client, ids, FILTER_GROUP, written=n),
                     "trivial": timed(lambda: client.get("/health"), len(ids)),
                 }
 
@@ -321,6 +322,7 @@ def http_bench(
     pooled = {name: np.concatenate(xs) for name, xs in samples.items()}
     first, repeat, trivial = pooled["first"], pooled["repeat"], pooled["trivial"]
     filtered_vs_repeat = [r["filtered"] / r["repeat"] for r in per_round_p50]
+    after_write_vs_repeat = [r["filtered_after_write"] / r["repeat"] for r in per_round_p50]
     return {
         "ready_s": ready_s,
         "rounds": per_round_p50,
@@ -332,6 +334,8 @@ def http_bench(
         "similar_rps": len(repeat) / repeat.sum(),
         "similar_filtered_p50_ms": 1e3 * pct(pooled["filtered"], 50),
         "ratio_filtered_vs_repeat": float(np.median(filtered_vs_repeat)),
+        "similar_filtered_after_write_p50_ms": 1e3 * pct(pooled["filtered_after_write"], 50),
+        "ratio_filtered_after_write_vs_repeat": float(np.median(after_write_vs_repeat)),
         "trivial_p50_ms": 1e3 * pct(trivial, 50),
         "trivial_p99_ms": 1e3 * pct(trivial, 99),
         "write_p50_ms": 1e3 * pct(writes, 50),
@@ -360,7 +364,14 @@ def round_ratios(rounds: list[dict[str, float]]) -> dict:
     return out
 
 
-def timed_ids(client: httpx.Client, ids: np.ndarray, genre_group: int | None = None) -> np.ndarray:
+def timed_ids(
+    client: httpx.Client,
+    ids: np.ndarray,
+    genre_group: int | None = None,
+    written: int | None = None,
+) -> np.ndarray:
+    """Seconds of GET /movies/{id}/similar for each of `ids`. `written`: before each (untimed),
+    PATCH that movie's genres into or out of a group, as steady ingest writes between reads."""
     it = iter(ids)
     params = {"k": 20} if genre_group is None else {"k": 20, "genre_group": genre_group}
 
@@ -368,7 +379,14 @@ def timed_ids(client: httpx.Client, ids: np.ndarray, genre_group: int | None = N
         r = client.get(f"/movies/{next(it)}/similar", params=params)
         assert r.status_code == 200, r.text
 
-    return timed(one, len(ids))
+    if written is None:
+        return timed(one, len(ids))
+    elapsed = np.empty(len(ids))
+    for i in range(len(ids)):
+        r = client.patch(f"/movies/{written}", json={"genres": [("Comedy", "Animation")[i % 2]]})
+        assert r.status_code == 200, r.text
+        elapsed[i] = timed(one, 1)[0]
+    return elapsed
 
 
 def timed_writes(client: httpx.Client, post_movie, count: int) -> np.ndarray:

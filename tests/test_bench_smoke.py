@@ -29,6 +29,8 @@ def test_similar_bench(tmp_path):
     row = json.loads((tmp_path / "similar.json").read_text())["sizes"]["2000"]
     assert len(row["rounds"]) == 3
     assert row["ratio_filtered_vs_repeat"] > 0 and row["similar_filtered_p50_ms"] > 0
+    assert row["ratio_filtered_after_write_vs_repeat"] > 0
+    assert row["similar_filtered_after_write_p50_ms"] > 0
     assert row["index_search_filtered_p50_ms"] > 0 and row["hnsw_filtered_p50_ms"] > 0
     for key in (
         "ratio_vs_raw_plus_trivial",
