@@ -10,7 +10,8 @@ themselves. A bounded queue gives back-pressure: past it, callers get 429.
 
 A movie joins the queue before its images are decoded (`embed_preparing`): the worker encodes
 its plot while the request thread decodes and resizes, and takes the pixels once the text is
-done, so one client's decode no longer sits in series with the encoders.
+done, so one client's decode no longer sits in series with the encoders. Only a batch's first
+movie may still be decoding; the batch takes the others up to the first that is not ready.
 """
 
 from __future__ import annotations
@@ -165,7 +166,11 @@ class EmbedBatcher:
 
     def _gather(self, first: _Job) -> tuple[list[_Job], bool]:
         """The first job plus whatever else fits in `max_images` (a movie with more images than
-        that goes alone); returns (batch, shutdown requested)."""
+        that goes alone) and has its images ready; returns (batch, shutdown requested).
+
+        Only the first job may still be decoding (its plot is encoded meanwhile). A later one
+        that is not ready ends the batch and starts the next: taken in, it would hold the whole
+        batch's image call until its decode ended, with the device idle."""
         batch, images = [first], first.image_count
         deadline = time.monotonic() + self.max_wait
         while images < self.max_images:
@@ -180,7 +185,7 @@ class EmbedBatcher:
                 break
             if job is None:
                 return batch, True
-            if images + job.image_count > self.max_images:
+            if images + job.image_count > self.max_images or not job.pixels.done():
                 self._carry = job  # first in the next batch
                 break
             batch.append(job)

@@ -135,6 +135,30 @@ def test_a_movie_whose_images_fail_raises_its_own_error_and_leaves_the_batch(bat
     assert (batcher.stats.batches, batcher.stats.movies, batcher.stats.images) == (1, 2, 3)
 
 
+def test_a_movie_still_decoding_starts_the_next_batch_instead_of_holding_this_one(
+    batcher, movie
+):
+    decoded = threading.Event()
+    ready_a, slow_b, ready_c = movie(0, 1), movie(1, 1), movie(2, 1)
+
+    def still_decoding():
+        assert decoded.wait(timeout=30)
+        return slow_b
+
+    with ThreadPoolExecutor(3) as pool:
+        futures = []
+        with batcher.device_lock:  # queued in this order behind a busy encoder
+            for i, prepare in enumerate([lambda: ready_a, still_decoding, lambda: ready_c]):
+                futures.append(pool.submit(batcher.embed_preparing, PLOTS[i], 1, prepare, wait=10))
+                wait_until(lambda i=i: batcher._queue.unfinished_tasks == i + 1)
+        futures[0].result(timeout=60)  # a alone: b, not ready, ends the batch
+        assert (batcher.stats.batches, batcher.stats.largest_batch) == (1, 1)
+        decoded.set()
+        for f in futures[1:]:
+            f.result(timeout=60)
+    assert (batcher.stats.batches, batcher.stats.largest_batch) == (2, 2)  # then b with c
+
+
 def test_images_cap_splits_batches(tiny_embedder, movie):
     b = EmbedBatcher(tiny_embedder, max_images=4, max_pending=16)
     sizes = [2, 1, 3, 2, 2]  # queued in this order behind a busy encoder
