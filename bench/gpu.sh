@@ -8,7 +8,8 @@
 # FEATURES: its feature cache from `movierec features`; without it the training step is skipped.
 # Environment: PYTHON (default .venv/bin/python, else python3), TRAIN_MINUTES (3), INGEST_MOVIES (96),
 # STEPS (default "test fusion train encoders ingest ingest-eager": which steps to run; "allocator",
-# not in the default, adds bench.allocator: kept freed memory against glibc's defaults, 1 client).
+# not in the default, adds bench.allocator: kept freed memory against glibc's defaults, 1 client;
+# "similar", also not in the default, runs bench.similar at 100k on the machine's 16 CPU cores).
 # Results: bench/results/*cuda*.json, runs/gpu-paper/ (training log, evaluation report) and, where
 # py-spy is installed, bench/results/profiles/ (who holds the GIL during each ingest HTTP run).
 set -euo pipefail
@@ -62,5 +63,9 @@ if want allocator; then
   step "ingest, 1 client: kept freed memory against glibc's defaults (bench.allocator)"
   $PY -m bench.allocator --device cuda --encoders production --dataset "$DATA" \
     --movies "${INGEST_MOVIES:-96}"
+fi
+if want similar; then
+  step "similar-movies path on this machine's CPU cores (faiss-gpu is not there), 100k movies"
+  $PY -m bench.similar --sizes 100000 --requests 150
 fi
 step done
