@@ -70,8 +70,12 @@ def worker_faults_per_movie(tiny_models: dict[str, str], data_dir: Path, keep_mi
 def test_the_embedding_worker_stops_faulting_in_its_activations(tiny_models, tmp_path):
     """docs/PERFORMANCE.md section 3: with glibc's defaults this worker faulted thousands of
     pages per movie back in (the forward's activations, handed back to the kernel when freed)."""
-    default = worker_faults_per_movie(tiny_models, tmp_path / "default", 0)
-    if default < 1000:  # another glibc, other heuristics: nothing here for the setting to fix
+    default = 0.0
+    for attempt in range(3):  # glibc's adaptive threshold makes a low count now and then
+        default = worker_faults_per_movie(tiny_models, tmp_path / f"default-{attempt}", 0)
+        if default >= 1000:
+            break
+    else:  # another glibc, other heuristics: nothing here for the setting to fix
         pytest.skip(f"glibc's defaults fault only {default:.0f} times per movie here")
     kept = worker_faults_per_movie(tiny_models, tmp_path / "kept", 256)
     # Kept is 0 in nearly every run; one run in about 30 saw 294 (probably the arena still
