@@ -62,7 +62,8 @@ class ImageEncoder(nn.Module):
         # Channels-last on every device: cuDNN's and oneDNN's convolutions both run it natively.
         # On 2 CPU cores, 3 images: EfficientNet-Lite0 and -B0 1.25x faster, -B3 1.3x
         # (docs/PERFORMANCE.md section 3).
-        self.model = create_trunk(config).eval().to(self.device, memory_format=torch.channels_last)
+        self.model = create_trunk(config).eval().to(self.device)
+        self.model = self.model.to(memory_format=torch.channels_last)
         data_cfg = timm.data.resolve_model_data_config(self.model)
         if config.image_size:
             data_cfg["input_size"] = (3, config.image_size, config.image_size)
