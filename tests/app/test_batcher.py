@@ -135,9 +135,7 @@ def test_a_movie_whose_images_fail_raises_its_own_error_and_leaves_the_batch(bat
     assert (batcher.stats.batches, batcher.stats.movies, batcher.stats.images) == (1, 2, 3)
 
 
-def test_a_movie_still_decoding_starts_the_next_batch_instead_of_holding_this_one(
-    batcher, movie
-):
+def test_a_movie_still_decoding_starts_the_next_batch_instead_of_holding_this_one(batcher, movie):
     decoded = threading.Event()
     ready_a, slow_b, ready_c = movie(0, 1), movie(1, 1), movie(2, 1)
 
