@@ -34,15 +34,18 @@ def fold_batch_norms(model: nn.Module, probe: torch.Tensor) -> int:
     if model.training:
         raise ValueError("fold batch norms into an eval-mode model only")
     try:
-        pairs = _conv_bn_pairs(model, probe)
+        pairs, expected = _conv_bn_pairs(model, probe)
     except Exception as exc:  # the probe does not fit this model: leave it alone
         log.info("batch norms not folded: the probe forward failed (%s)", exc)
         return 0
     if not pairs:
         return 0
-    with torch.inference_mode():
-        expected = model(probe)
-    undo = [_fold(model, conv, bn) for conv, bn in pairs]
+    owners = {
+        child: (parent, name)
+        for parent in model.modules()
+        for name, child in parent.named_children()
+    }
+    undo = [_fold(owners, conv, bn) for conv, bn in pairs]
     with torch.inference_mode():
         got = model(probe)
     scale = float(expected.abs().max()) or 1.0
@@ -55,9 +58,11 @@ def fold_batch_norms(model: nn.Module, probe: torch.Tensor) -> int:
     return len(pairs)
 
 
-def _conv_bn_pairs(model: nn.Module, probe: torch.Tensor) -> list[tuple[nn.Conv2d, nn.Module]]:
+def _conv_bn_pairs(
+    model: nn.Module, probe: torch.Tensor
+) -> tuple[list[tuple[nn.Conv2d, nn.Module]], torch.Tensor]:
     """(convolution, batch norm) pairs where the norm's input is the convolution's output, each
-    module called once in the probe forward."""
+    module called once in the probe forward; and that forward's output, the unfolded reference."""
     calls: Counter[nn.Module] = Counter()
     last: list[tuple[nn.Module, torch.Tensor]] = []  # the latest convolution and its output
     found: list[tuple[nn.Conv2d, nn.Module]] = []
@@ -85,26 +90,26 @@ def _conv_bn_pairs(model: nn.Module, probe: torch.Tensor) -> list[tuple[nn.Conv2
             handles.append(module.register_forward_pre_hook(before_other))
     try:
         with torch.inference_mode():
-            model(probe)
+            output = model(probe)
     finally:
         for handle in handles:
             handle.remove()
-    return [(conv, bn) for conv, bn in found if calls[conv] == 1 and calls[bn] == 1]
+    return [(conv, bn) for conv, bn in found if calls[conv] == 1 and calls[bn] == 1], output
 
 
 def _foldable_norm(module: nn.Module) -> bool:
-    if type(module) is nn.BatchNorm2d:
-        return module.track_running_stats
-    try:
-        from timm.layers import BatchNormAct2d
-    except ImportError:  # pragma: no cover - timm is a dependency
-        return False
-    return type(module) is BatchNormAct2d and module.track_running_stats
+    """A plain batch norm or timm's BatchNormAct2d (not other subclasses) with running stats."""
+    from timm.layers import BatchNormAct2d
+
+    return type(module) in (nn.BatchNorm2d, BatchNormAct2d) and bool(module.track_running_stats)
 
 
-def _fold(model: nn.Module, conv: nn.Conv2d, bn: nn.Module):
+Owners = dict[nn.Module, tuple[nn.Module, str]]  # module -> (parent, attribute name)
+
+
+def _fold(owners: Owners, conv: nn.Conv2d, bn: nn.Module):
     """Swap in the folded convolution and what is left of the norm; returns the undo."""
-    (conv_parent, conv_name), (bn_parent, bn_name) = _owner(model, conv), _owner(model, bn)
+    (conv_parent, conv_name), (bn_parent, bn_name) = owners[conv], owners[bn]
     fused = fuse_conv_bn_eval(conv, bn)  # type: ignore[arg-type]  # a BatchNorm2d or subclass
     rest: nn.Module = nn.Identity()
     if hasattr(bn, "act"):  # timm's BatchNormAct2d: dropout and activation after the norm
@@ -117,11 +122,3 @@ def _fold(model: nn.Module, conv: nn.Conv2d, bn: nn.Module):
         setattr(bn_parent, bn_name, bn)
 
     return undo
-
-
-def _owner(model: nn.Module, child: nn.Module) -> tuple[nn.Module, str]:
-    for parent in model.modules():
-        for name, module in parent.named_children():
-            if module is child:
-                return parent, name
-    raise LookupError("module not found in the model")
