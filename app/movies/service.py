@@ -78,6 +78,12 @@ def all_groups(movie: Movie) -> list[int]:
     return [g.group_id for g in movie.groups]
 
 
+def _committed(state: AppState, movie_id: int, groups: list[int]) -> None:
+    """After a write of one movie commits (under the write lock): its card leaves the cache and
+    the cached genre groups take its new groups (none: deleted)."""
+    state.groups.moved(movie_id, groups, state.cards.invalidate([movie_id]))
+
+
 def assign_groups(
     state: AppState, genres: list[str], vector: np.ndarray
 ) -> list[tuple[int, bool, float]]:
@@ -147,7 +153,7 @@ def create_or_replace_movie(
         watch.lap("transaction")
         session.commit()  # the acknowledgement point
         watch.lap("commit")
-        state.groups.moved(movie.id, all_groups(movie), state.cards.invalidate([movie.id]))
+        _committed(state, movie.id, all_groups(movie))
         failpoint("after_commit_before_index")
         if old and old[1] is not None:
             state.centroids.remove(old[0], old[1])
@@ -240,7 +246,7 @@ def update_movie(
                     movie, assign_groups(state, movie.genres, vector)
                 )
         session.commit()
-        state.groups.moved(movie_id, all_groups(movie), state.cards.invalidate([movie_id]))
+        _committed(state, movie_id, all_groups(movie))
         if vector is not None and "genres" in fields:
             state.centroids.remove(old_groups, vector)
             state.centroids.add(labelled_groups(movie), vector)
@@ -256,7 +262,7 @@ def delete_movie(state: AppState, session: Session, movie_id: int) -> None:
         repo.delete(movie)
         repo.log_change(movie_id, "delete")
         session.commit()
-        state.groups.moved(movie_id, [], state.cards.invalidate([movie_id]))
+        _committed(state, movie_id, [])
         failpoint("after_commit_before_index")
         state.index.remove([movie_id])
         if vector is not None:
