@@ -46,6 +46,9 @@ class Settings(BaseSettings):
     index_kind: Literal["flat", "hnsw"] = "flat"
     hnsw_m: int = 32
     hnsw_ef_search: int = 128
+    # flat: keep the vectors in half precision too (512 bytes a movie at 256-d) and scan that
+    # copy first on catalogues of 32,768 movies or more; answers stay exact (app/search/half_scan)
+    flat_half_scan: bool = True
     snapshot_every: int = 200  # write a snapshot after this many changes (and at shutdown)
 
     # Access: "write:<sha256 hex>,read:<sha256 hex>"; empty = open (local use)

@@ -53,7 +53,11 @@ def build_state(settings: Settings, embedder: Embedder | None = None) -> AppStat
         sessions=make_sessionmaker(engine),
         embedder=embedder,
         index=VectorIndex(
-            embedder.out_dim, settings.index_kind, settings.hnsw_m, settings.hnsw_ef_search
+            embedder.out_dim,
+            settings.index_kind,
+            settings.hnsw_m,
+            settings.hnsw_ef_search,
+            half_scan=settings.flat_half_scan,
         ),
         centroids=GenreCentroids(embedder.out_dim),
         calibration=ModalityCalibration.from_features([]),

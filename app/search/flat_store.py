@@ -10,18 +10,24 @@ A snapshot copies the store without holding that lock for the bulk of the copy (
 the store records every row written from `begin_copy` on, the rows are copied with no lock held,
 and `finish` re-copies only the recorded rows under the lock. At 1M movies the full copy under
 the lock held writes for 2.0-2.2 s on fresh memory (docs/PERFORMANCE.md).
+
+With `half=True` the store mirrors every write into a HalfScan (the same rows in half
+precision), which the exact search scans first.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
+from app.search.half_scan import HalfScan
+
 HEADROOM = 1 / 8  # spare rows kept after a load or a growth, as a share of the rows in use
 
 
 class FlatStore:
-    def __init__(self, dim: int) -> None:
+    def __init__(self, dim: int, *, half: bool = False) -> None:
         self.dim = dim
+        self.half = HalfScan(dim) if half else None
         self._xb = np.empty((0, dim), dtype=np.float32)
         self._ids = np.empty(0, dtype=np.int64)
         self.n = 0
@@ -29,9 +35,9 @@ class FlatStore:
         self._written: set[int] | None = None  # rows written while a FlatCopy runs
 
     @classmethod
-    def from_arrays(cls, xb: np.ndarray, ids: np.ndarray) -> FlatStore:
+    def from_arrays(cls, xb: np.ndarray, ids: np.ndarray, *, half: bool = False) -> FlatStore:
         """A store holding these rows (copied once, with spare capacity)."""
-        store = cls(xb.shape[1])
+        store = cls(xb.shape[1], half=half)
         store.upsert(ids, xb)
         return store
 
@@ -56,6 +62,8 @@ class FlatStore:
         old = rows >= 0
         if old.any():  # copies only when some ids exist: a bulk load copies its vectors once
             self._xb[rows[old]] = vectors[old]
+            if self.half is not None:
+                self.half.write(rows[old], vectors[old])
             if self._written is not None:
                 self._written.update(rows[old].tolist())
             ids, vectors = ids[~old], vectors[~old]
@@ -67,7 +75,9 @@ class FlatStore:
         if self._written is not None:
             self._written.update(range(start, end))
         self.rows.update(zip(ids.tolist(), range(start, end), strict=True))
-        self.n = end
+        self._set_count(end)
+        if self.half is not None:
+            self.half.write(slice(start, end), vectors)
 
     def remove(self, ids: list[int]) -> None:
         """Each removed row is filled with the last row in use."""
@@ -78,12 +88,19 @@ class FlatStore:
             last = self.n - 1
             if row != last:
                 self._xb[row] = self._xb[last]
+                if self.half is not None:
+                    self.half.move(row, last)
                 moved = int(self._ids[last])
                 self._ids[row] = moved
                 self.rows[moved] = row
                 if self._written is not None:
                     self._written.add(row)
-            self.n = last
+            self._set_count(last)
+
+    def _set_count(self, n: int) -> None:
+        self.n = n
+        if self.half is not None:
+            self.half.set_count(n)
 
     def _reserve(self, needed: int) -> None:
         if needed <= len(self._ids):
@@ -93,6 +110,8 @@ class FlatStore:
         ids = np.empty(capacity, dtype=np.int64)
         xb[: self.n], ids[: self.n] = self._xb[: self.n], self._ids[: self.n]
         self._xb, self._ids = xb, ids
+        if self.half is not None:
+            self.half.reserve(capacity)
 
     def begin_copy(self) -> FlatCopy:
         """Start recording written rows; the caller holds the lock that excludes writers."""

@@ -32,6 +32,9 @@ INDEX_FILE, MANIFEST_FILE = "index.faiss", "manifest.json"
 # float32 vectors, little-endian, no header: written straight from the copied arrays, with no
 # FAISS index built and no second serialised copy (at 1M movies, two fewer 1 GB copies).
 FAISS_FORMAT, FLAT_RAW = "faiss", "flat-raw-v1"
+# Below this many vectors the float32 GEMV is as fast as the half-precision first pass (the
+# store fits in the CPU's caches); above it the half scan wins, 2.1x at 50k here (HalfScan).
+HALF_SCAN_MIN_ROWS = 32_768
 
 
 class SnapshotError(Exception):
@@ -152,18 +155,40 @@ def _write_atomic(path: Path, chunks: Sequence[bytes | memoryview]) -> None:
 
 
 class VectorIndex:
-    def __init__(self, dim: int, kind: str = "flat", hnsw_m: int = 32, ef_search: int = 128):
+    def __init__(
+        self,
+        dim: int,
+        kind: str = "flat",
+        hnsw_m: int = 32,
+        ef_search: int = 128,
+        *,
+        half_scan: bool = True,
+    ):
+        """`half_scan` (flat only): keep a half-precision copy of the vectors (half a float32
+        copy's memory) and scan it first on catalogues of `half_scan_min_rows` or more."""
         if kind not in ("flat", "hnsw"):
             raise ValueError(f"unknown index kind {kind!r}")
         self.dim, self.kind, self.hnsw_m, self.ef_search = dim, kind, hnsw_m, ef_search
+        self.half_scan = half_scan and kind == "flat"
+        self.half_scan_min_rows = HALF_SCAN_MIN_ROWS
+        self.half_scan_fallbacks = 0  # searches whose candidates could not prove the top k
         self.lock = RWLock()
-        self._store = FlatStore(dim)  # flat: the vectors (stays empty for hnsw)
+        self._store = self._new_store()  # flat: the vectors (stays empty for hnsw)
         self._index = self._empty()  # hnsw: the graph (stays empty for flat)
         self._hnsw_live: set[int] = set()  # hnsw: ids in the graph that are not tombstoned
         self._removed: set[int] = set()  # hnsw tombstones
         self._stale = 0  # hnsw: replaced vectors still in the graph
         self._touched: set[int] | None = None  # hnsw: ids written while a Compaction runs
         self._compactions_stopped = threading.Event()
+
+    def _new_store(self) -> FlatStore:
+        return FlatStore(self.dim, half=self.half_scan)
+
+    def _like_this(self) -> VectorIndex:
+        """An empty index of the same kind and settings."""
+        return VectorIndex(
+            self.dim, self.kind, self.hnsw_m, self.ef_search, half_scan=self.half_scan
+        )
 
     @property
     def _live(self) -> set[int] | dict[int, int]:
@@ -220,7 +245,7 @@ class VectorIndex:
 
     def replace_all(self, ids: np.ndarray, vectors: np.ndarray) -> None:
         """Build a fresh index off to the side, then swap it in (reads never see a half index)."""
-        fresh = VectorIndex(self.dim, self.kind, self.hnsw_m, self.ef_search)
+        fresh = self._like_this()
         if len(ids):
             fresh.upsert(ids, vectors)
         with self.lock.write():
@@ -279,7 +304,7 @@ class VectorIndex:
             ids = np.fromiter(self._hnsw_live, np.int64, len(self._hnsw_live))
             base = self._index
         ids.sort()
-        fresh = VectorIndex(self.dim, self.kind, self.hnsw_m, self.ef_search)
+        fresh = self._like_this()
         return Compaction(base, fresh, [ids[s : s + chunk] for s in range(0, len(ids), chunk)])
 
     def compaction_copy(self, job: Compaction) -> bool:
@@ -354,6 +379,42 @@ class VectorIndex:
         out = [(int(ids[i]), float(scores[i])) for i in top if int(ids[i]) not in blocked]
         return [p for p in out if p[1] > -np.inf][:k]
 
+    def _search_flat_half(
+        self, query: np.ndarray, k: int, blocked: set[int], allowed: np.ndarray | None
+    ) -> list[tuple[int, float]] | None:
+        """The exact top k from a half-precision first pass (`HalfScan`): the best candidates
+        by approximate score (among the `allowed` ids, given them), rescored in float32. None
+        when the store has no half copy, is too small for it to pay, or when the candidates
+        cannot prove that they hold the top k (the k-th exact score does not clear the last
+        candidate's approximate score by the rounding bound): the caller then scans in float32."""
+        half, n = self._store.half, self._store.n
+        if half is None or n < self.half_scan_min_rows or not half.usable:
+            return None
+        if not np.isfinite(query).all():  # no bound holds; FAISS may return no rows
+            return None
+        xb, ids = self._store.view()
+        inside, available = None, n
+        if allowed is not None:
+            inside = np.isin(ids, allowed, assume_unique=True)
+            available = int(np.count_nonzero(inside))
+            k = min(k, available)
+            if k <= 0:
+                return []
+        fetch = min(available, 2 * (k + len(blocked)) + 16)
+        rows, approx = half.candidates(query, fetch, inside)
+        # einsum, not BLAS: a GEMV this small would wake the BLAS threads (asleep between
+        # requests now that the scan is FAISS') for less work than the wake-up costs
+        exact = np.einsum("ij,j->i", xb[rows], query)
+        keep = np.fromiter((int(i) not in blocked for i in ids[rows]), bool, len(rows))
+        rows, exact = rows[keep], exact[keep]
+        order = np.lexsort((rows, -exact))[:k]  # best first; equal scores in row order
+        if fetch < available and not (
+            len(order) == k and exact[order[-1]] >= approx[-1] + half.error_bound(query)
+        ):
+            self.half_scan_fallbacks += 1
+            return None
+        return [(int(ids[r]), float(s)) for r, s in zip(rows[order], exact[order], strict=True)]
+
     def search(
         self,
         query: np.ndarray,
@@ -373,7 +434,10 @@ class VectorIndex:
                 k = min(k, len(self._live) - len(blocked))
                 if k <= 0:
                     return []
-                return self._search_flat_numpy(query, k, blocked, allowed)
+                found = self._search_flat_half(query, k, blocked, allowed)
+                if found is None:
+                    found = self._search_flat_numpy(query, k, blocked, allowed)
+                return found
             if allowed is not None and blocked:
                 allowed = allowed[~np.isin(allowed, np.fromiter(blocked, np.int64, len(blocked)))]
             # allowed ids come from the database, whose movies are all indexed: its size bounds k
@@ -444,7 +508,7 @@ class VectorIndex:
         return ids, xb
 
     def _install_flat(self, ids: np.ndarray, xb: np.ndarray, manifest: Manifest) -> None:
-        store = FlatStore.from_arrays(xb, ids)
+        store = FlatStore.from_arrays(xb, ids, half=self.half_scan)
         if len(store.rows) != manifest.count:
             raise SnapshotError("snapshot id count does not match its manifest")
         with self.lock.write():
