@@ -62,6 +62,7 @@ def _real_as_text_sqlite(element: real_as_text, compiler: SQLCompiler, **kw: Any
     (column,) = element.clauses
     return f"printf('%!.17g', {compiler.process(column, **kw)})"
 
+
 # A card's genre groups as one string per movie, "group:inferred:confidence,...", aggregated by
 # the database (group_concat on SQLite, string_agg on PostgreSQL): the cards' read is one
 # statement, one round trip to PostgreSQL, where rows and groups took two.

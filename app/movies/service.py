@@ -296,16 +296,19 @@ def similar_movies(
     found = [(cards[i], score) for i, score in hits if i in cards]  # deleted since: dropped
     if not found:
         return query, []
-    text_sims = np.stack([c.text for c, _ in found]) @ query.text  # unit vectors: cosines
-    image_sims = np.stack([c.image for c, _ in found]) @ query.image
+    # Unit vectors: cosines. One dot per card, not a stacked matrix product: that copied every
+    # card's features (270 KB for 20 results with production encoders) and woke the BLAS
+    # threads for a product too small to share.
+    text_sims = [float(c.text @ query.text) for c, _ in found]
+    image_sims = [float(c.image @ query.image) for c, _ in found]
     query_groups = query.group_ids
     results = []
     for (entry, score), text_sim, image_sim in zip(found, text_sims, image_sims, strict=True):
         why = explain(
             query_groups=query_groups,
             result_groups=entry.group_ids,
-            text_sim=float(text_sim),
-            image_sim=float(image_sim),
+            text_sim=text_sim,
+            image_sim=image_sim,
             calibration=state.calibration,
         )
         results.append((entry, float(score), why))
