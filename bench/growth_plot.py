@@ -20,7 +20,7 @@ SERIES = [  # (key, label, style)
     ("similar_first_p50_ms", "GET similar, first visit (cards from the database)", "o-"),
     ("similar_p50_ms", "GET similar, repeat visit (cards from memory)", "o-"),
     ("raw_p50_ms", "raw exact search alone (faster of numpy / FAISS)", "s--"),
-    ("index_search_p50_ms", "the service's exact search alone (GEMV + chunk-max top-k)", "x-."),
+    ("index_search_p50_ms", "the service's exact search alone (half pass + rescore)", "x-."),
     ("hnsw_p50_ms", "HNSW search alone", "s--"),
     ("trivial_p50_ms", "trivial endpoint (GET /health)", "^:"),
     ("write_p50_ms", "POST /movies, tiny encoders (database + index)", "d-"),
