@@ -1,6 +1,9 @@
 """The flat index's half-precision first pass: exact answers, a sound error bound, and a
 float32 scan whenever the candidates cannot prove the top k."""
 
+import threading
+import time
+
 import numpy as np
 import pytest
 
@@ -221,3 +224,52 @@ def test_a_query_that_is_not_finite_is_left_to_the_float_scan():
     q[3] = np.nan
     assert half.search(q, 5) == ref.search(q, 5)
     assert half.half_scan_fallbacks == 0  # not counted: nothing was tried
+
+
+def test_searches_during_writes_that_grow_and_shrink_the_store():
+    """Readers take the half scan while a writer appends (the codes are reallocated as the store
+    grows) and deletes: every answer is well formed and scored with its movie's vector."""
+    x = clustered(9000, seed=8)  # movie i has vector x[i - 1], for good
+    index = half_index()
+    index.upsert(np.arange(1, 2001), x[:2000])
+    done, problems, searches = threading.Event(), [], [0, 0]
+    ready = threading.Barrier(3)
+
+    def write() -> None:
+        rng = np.random.default_rng(9)
+        ready.wait()
+        try:
+            for step, start in enumerate(range(2000, 9000, 10)):
+                while min(searches) < step and not problems:  # each reader searched meanwhile
+                    time.sleep(0.0001)
+                index.upsert(np.arange(start + 1, start + 11), x[start : start + 10])
+                index.remove([int(i) for i in rng.integers(1, start + 1, 2)])
+        finally:
+            done.set()
+
+    def read(seed: int) -> None:
+        rng = np.random.default_rng(seed)
+        ready.wait()
+        while not done.is_set():
+            searches[seed % 2] += 1
+            q = x[int(rng.integers(0, 9000))]
+            hits = index.search(q, 20, exclude={1, 2})
+            scores = [s for _, s in hits]
+            if (
+                len(hits) != 20
+                or scores != sorted(scores, reverse=True)
+                or any(i in (1, 2) for i, _ in hits)
+                or any(abs(s - float(x[i - 1] @ q)) > 1e-5 for i, s in hits)
+            ):
+                problems.append(hits)
+
+    threads = [threading.Thread(target=write)] + [
+        threading.Thread(target=read, args=(s,)) for s in (10, 11)
+    ]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=120)
+    assert done.is_set() and not problems
+    assert min(searches) >= 699  # both readers searched between every two writes
+    assert index.half_scan_fallbacks == 0
