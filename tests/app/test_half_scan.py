@@ -253,7 +253,11 @@ def test_searches_during_writes_that_grow_and_shrink_the_store():
         while not done.is_set():
             searches[seed % 2] += 1
             q = x[int(rng.integers(0, 9000))]
-            hits = index.search(q, 20, exclude={1, 2})
+            try:
+                hits = index.search(q, 20, exclude={1, 2})
+            except Exception as exc:  # reported, and it stops the writer's wait
+                problems.append(exc)
+                return
             scores = [s for _, s in hits]
             if (
                 len(hits) != 20
