@@ -173,16 +173,13 @@ class VectorIndex:
         self.half_scan_min_rows = HALF_SCAN_MIN_ROWS
         self.half_scan_fallbacks = 0  # searches whose candidates could not prove the top k
         self.lock = RWLock()
-        self._store = self._new_store()  # flat: the vectors (stays empty for hnsw)
+        self._store = FlatStore(dim, half=self.half_scan)  # flat: the vectors (empty for hnsw)
         self._index = self._empty()  # hnsw: the graph (stays empty for flat)
         self._hnsw_live: set[int] = set()  # hnsw: ids in the graph that are not tombstoned
         self._removed: set[int] = set()  # hnsw tombstones
         self._stale = 0  # hnsw: replaced vectors still in the graph
         self._touched: set[int] | None = None  # hnsw: ids written while a Compaction runs
         self._compactions_stopped = threading.Event()
-
-    def _new_store(self) -> FlatStore:
-        return FlatStore(self.dim, half=self.half_scan)
 
     def _like_this(self) -> VectorIndex:
         """An empty index of the same kind and settings."""
@@ -362,46 +359,38 @@ class VectorIndex:
             return self._index.reconstruct(int(movie_id))
 
     def _search_flat_numpy(
-        self, query: np.ndarray, k: int, blocked: set[int], allowed: np.ndarray | None
+        self, query: np.ndarray, k: int, blocked: set[int], inside: np.ndarray | None
     ) -> list[tuple[int, float]]:
         """One query on the flat index: a BLAS GEMV on all cores, then the top scores through a
-        bound on chunk maxima (`top_indices`). faiss-cpu takes its BLAS path only for large query
-        batches; for a single query this is several times faster (bench/similar.py)."""
+        bound on chunk maxima (`top_indices`); `inside`: the genre filter's mask over the rows.
+        faiss-cpu takes its BLAS path only for large query batches; for a single query this is
+        several times faster (bench/similar.py)."""
         xb, ids = self._store.view()
         scores = xb @ query  # (N,)
-        if allowed is not None:
-            outside = ~np.isin(ids, allowed, assume_unique=True)
-            scores[outside] = -np.inf
-            k = min(k, len(ids) - int(np.count_nonzero(outside)))  # allowed rows in the index
-            if k <= 0:
-                return []
+        if inside is not None:
+            scores[~inside] = -np.inf
         top = top_indices(scores, k + len(blocked))
         out = [(int(ids[i]), float(scores[i])) for i in top if int(ids[i]) not in blocked]
         return [p for p in out if p[1] > -np.inf][:k]
 
     def _search_flat_half(
-        self, query: np.ndarray, k: int, blocked: set[int], allowed: np.ndarray | None
+        self, query: np.ndarray, k: int, blocked: set[int], inside: np.ndarray | None
     ) -> list[tuple[int, float]] | None:
         """The exact top k from a half-precision first pass (`HalfScan`): the best candidates
-        by approximate score (among the `allowed` ids, given them), rescored in float32. None
-        when the store has no half copy, is too small for it to pay, or when the candidates
-        cannot prove that they hold the top k (the k-th exact score does not clear the last
-        candidate's approximate score by the rounding bound): the caller then scans in float32."""
+        by approximate score (among the rows `inside` the genre filter's mask, given one),
+        rescored in float32. None when the store has no half copy, is too small for it to pay,
+        or when the candidates cannot prove that they hold the top k (the k-th exact score does
+        not clear the last candidate's approximate score by the rounding bound): the caller
+        then scans in float32."""
         half, n = self._store.half, self._store.n
         if half is None or n < self.half_scan_min_rows or not half.usable:
             return None
         if not np.isfinite(query).all():  # no bound holds; FAISS may return no rows
             return None
-        xb, ids = self._store.view()
-        inside, available = None, n
-        if allowed is not None:
-            inside = np.isin(ids, allowed, assume_unique=True)
-            available = int(np.count_nonzero(inside))
-            k = min(k, available)
-            if k <= 0:
-                return []
+        available = n if inside is None else int(np.count_nonzero(inside))
         fetch = min(available, 2 * (k + len(blocked)) + 16)
         rows, approx = half.candidates(query, fetch, inside)
+        xb, ids = self._store.view()
         # einsum, not BLAS: a GEMV this small would wake the BLAS threads (asleep between
         # requests now that the scan is FAISS') for less work than the wake-up costs
         exact = np.einsum("ij,j->i", xb[rows], query)
@@ -432,11 +421,15 @@ class VectorIndex:
             blocked = {i for i in (exclude or ()) if i in self._live}
             if self.kind == "flat":
                 k = min(k, len(self._live) - len(blocked))
+                inside = None  # the genre filter as a mask over the store's rows
+                if allowed is not None:
+                    inside = np.isin(self._store.view()[1], allowed, assume_unique=True)
+                    k = min(k, int(np.count_nonzero(inside)))  # allowed rows in the index
                 if k <= 0:
                     return []
-                found = self._search_flat_half(query, k, blocked, allowed)
+                found = self._search_flat_half(query, k, blocked, inside)
                 if found is None:
-                    found = self._search_flat_numpy(query, k, blocked, allowed)
+                    found = self._search_flat_numpy(query, k, blocked, inside)
                 return found
             if allowed is not None and blocked:
                 allowed = allowed[~np.isin(allowed, np.fromiter(blocked, np.int64, len(blocked)))]
