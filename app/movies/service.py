@@ -296,19 +296,17 @@ def similar_movies(
     found = [(cards[i], score) for i, score in hits if i in cards]  # deleted since: dropped
     if not found:
         return query, []
-    # Unit vectors: cosines. One dot per card, not a stacked matrix product: that copied every
-    # card's features (270 KB for 20 results with production encoders) and woke the BLAS
-    # threads for a product too small to share.
-    text_sims = [float(c.text @ query.text) for c, _ in found]
-    image_sims = [float(c.image @ query.image) for c, _ in found]
     query_groups = query.group_ids
     results = []
-    for (entry, score), text_sim, image_sim in zip(found, text_sims, image_sims, strict=True):
+    for entry, score in found:
+        # Unit vectors: cosines. One dot per card, not a product of stacked matrices: that copied
+        # every card's features (270 KB for 20 results with production encoders) and woke the
+        # BLAS threads for a product too small to share.
         why = explain(
             query_groups=query_groups,
             result_groups=entry.group_ids,
-            text_sim=text_sim,
-            image_sim=image_sim,
+            text_sim=float(entry.text @ query.text),
+            image_sim=float(entry.image @ query.image),
             calibration=state.calibration,
         )
         results.append((entry, float(score), why))
