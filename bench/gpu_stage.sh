@@ -11,13 +11,21 @@ cd "$(dirname "$0")/.."
 DATA=${1:-../shared/data/tmdb-similar}
 PY=${PYTHON:-.venv/bin/python}
 [ -d "$DATA/images" ] || { echo "no dataset at $DATA (plots.csv, movies.csv, images/)" >&2; exit 2; }
-WHEELS=(
-  alembic==1.20.1 Mako==1.4.3 SQLAlchemy==2.1.9 faiss-cpu==1.15.1
-  fastapi==0.165.0 starlette==1.10.0 annotated-doc==0.0.7 python-multipart==0.0.34
-  pydantic==2.14.4 pydantic_core==2.50.5 pydantic-settings==2.16.3 annotated-types==0.8.0
-  typing-inspection==0.4.5 typing_extensions==4.16.0 python-dotenv==1.2.4
-  opentelemetry-api==1.45.2 uvicorn==0.54.0 py-spy==0.4.3
+# the packages the GPU image lacks, at the versions this .venv runs (not pinned a second time here)
+NAMES=(
+  alembic Mako SQLAlchemy faiss-cpu fastapi starlette annotated-doc python-multipart pydantic
+  pydantic_core pydantic-settings annotated-types typing-inspection typing_extensions
+  python-dotenv opentelemetry-api uvicorn py-spy
 )
+mapfile -t WHEELS < <("$PY" - "${NAMES[@]}" <<'PY'
+import sys
+from importlib.metadata import version
+
+for name in sys.argv[1:]:
+    print(f"{name}=={version(name)}")
+PY
+)
+[ "${#WHEELS[@]}" -eq "${#NAMES[@]}" ] || { echo "$PY lacks some of: ${NAMES[*]}" >&2; exit 2; }
 rm -rf .whl .gpu
 mkdir -p .whl .gpu/data/images
 "$PY" -m pip download -q --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
