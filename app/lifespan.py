@@ -75,6 +75,8 @@ def build_state(settings: Settings, embedder: Embedder | None = None) -> AppStat
             max_images=settings.batch_images(embedder.device.type),
             max_wait=settings.ingest_batch_wait_ms / 1000,
             max_pending=settings.max_pending_ingests,
+            # decode beside the encoders only where they run on other hardware than the decode
+            overlap_prepare=embedder.device.type != "cpu",
         ),
     )
     stale = stale_vector_count(state)

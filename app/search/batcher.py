@@ -12,6 +12,9 @@ A movie joins the queue before its images are decoded (`embed_preparing`): the w
 its plot while the request thread decodes and resizes, and takes the pixels once the text is
 done, so one client's decode no longer sits in series with the encoders. Only a batch's first
 movie may still be decoding; the batch takes the others up to the first that is not ready.
+That overlap is for encoders on a GPU: on a CPU the decode and the encoders share the same
+cores, and the overlap made one client 3-10 % slower (docs/PERFORMANCE.md section 3), so there
+a movie is decoded before it queues (`overlap_prepare=False`).
 """
 
 from __future__ import annotations
@@ -68,9 +71,11 @@ class EmbedBatcher:
         max_images: int = 32,
         max_wait: float = 0.0,
         max_pending: int = 32,
+        overlap_prepare: bool = True,
     ) -> None:
         self.embedder = embedder
         self.max_images, self.max_wait = max_images, max_wait
+        self.overlap_prepare = overlap_prepare
         self.stats = BatchStats()
         # Held by the worker while it gathers and embeds a batch; maintenance code (and tests)
         # may take it to pause the worker between batches.
@@ -97,7 +102,11 @@ class EmbedBatcher:
         """`embed` for images not prepared yet: queue the movie, run `prepare` (decode and
         resize, in this thread) while the worker encodes the plot, hand the pixels over and block
         until the embedding is ready. An error from `prepare` (a bad upload's 4xx) is raised
-        here as is; the worker drops the movie."""
+        here as is; the worker drops the movie. Without `overlap_prepare` the images are
+        prepared first, and a bad upload never reaches the queue."""
+        if not self.overlap_prepare:
+            ready = prepare()
+            prepare = lambda: ready  # noqa: E731 - the same call below, already done
         job = _Job(plot, image_count)
         self._put(job, wait)
         try:

@@ -112,6 +112,43 @@ def test_a_movies_plot_is_encoded_while_its_images_are_prepared(
     np.testing.assert_allclose(got.vector, alone.vector, atol=1e-5)
 
 
+def test_without_overlap_images_are_prepared_before_the_movie_queues(
+    tiny_embedder, movie, monkeypatch
+):
+    """On a CPU (`overlap_prepare=False`) the decode runs first, with the cores to itself, and a
+    bad upload never reaches the worker."""
+    b = EmbedBatcher(tiny_embedder, overlap_prepare=False)
+    calls: list[str] = []
+    encode = tiny_embedder.text_encoder.encode
+
+    def encode_and_log(texts, *args, **kwargs):
+        calls.append("encode")
+        return encode(texts, *args, **kwargs)
+
+    monkeypatch.setattr(tiny_embedder.text_encoder, "encode", encode_and_log)
+    pixels = movie(3, 2)
+
+    def prepare():
+        time.sleep(0.2)  # time enough for an overlapping worker to start on the plot
+        calls.append("prepared")
+        return pixels
+
+    def broken():
+        raise ValueError("not an image")
+
+    try:
+        got = b.embed_preparing(PLOTS[3], 2, prepare, wait=10)
+        assert calls == ["prepared", "encode"]
+        with pytest.raises(ValueError, match="not an image"):
+            b.embed_preparing(PLOTS[0], 1, broken, wait=10)
+        assert b._queue.unfinished_tasks == 1  # only the good movie was ever queued
+        assert calls == ["prepared", "encode"]
+        alone = tiny_embedder.embed_many([(PLOTS[3], pixels)])[0]
+        np.testing.assert_allclose(got.vector, alone.vector, atol=1e-5)
+    finally:
+        b.close()
+
+
 def test_a_movie_whose_images_fail_raises_its_own_error_and_leaves_the_batch(batcher, movie):
     class BadUpload(ValueError):
         pass
@@ -202,6 +239,8 @@ def test_batch_cap_defaults_by_device(make_client, database_url):
         Settings(_env_file=None, ingest_batch_images=0)  # a start-up error, not a silent 1
     client = make_client(database_url)
     assert client.app.state.movierec.batcher.max_images == 4
+    # and on a CPU a movie is decoded before it queues, not beside its plot's encoding
+    assert client.app.state.movierec.batcher.overlap_prepare is False
 
 
 def test_the_warm_up_runs_on_the_worker_and_is_not_counted(batcher, movie):
