@@ -4,11 +4,12 @@ timm's eval transform resizes the whole image so its short side is `crop / crop_
 keeps the centre `crop` x `crop`: for a 2:3 poster, 40 % of the resized pixels are computed and
 thrown away, and for a 16:9 still at 600 px more than half. Pillow can resample just the source
 region that the crop keeps (`Image.resize(box=...)`), with the same filter at the same scale and
-the same sample positions, for 1.5-1.9x less work (docs/PERFORMANCE.md section 3); on a GPU
-machine this CPU step was a third of a movie's ingest time. Not bit for bit: Pillow takes the box
-in single precision, which moves the samples by about 1e-5 px. On the dev posters 3 % of the
-pixels change, most by one level, and Lite0's features by at most 2.7 % (relative L2), a third of
-what re-saving the poster as a quality-90 JPEG does to them.
+the same sample positions, for 1.2-2.3x less work on posters and stills larger than the input
+(`bench.resize`, docs/PERFORMANCE.md section 3); on a GPU machine this CPU step was a third of a
+movie's ingest time. Not bit for bit: Pillow takes the box in single precision, which moves the
+samples by about 1e-5 px. On the dev posters 3 % of the pixels change, most by one level, and
+Lite0's features by at most 2-3 % (relative L2; median 0), where re-saving the poster as a
+quality-90 JPEG moves them by 9 % at the median.
 """
 
 from __future__ import annotations
@@ -44,7 +45,7 @@ class CropResize:
         resize, crop = transforms
         if not (isinstance(resize, Resize) and isinstance(crop, CenterCrop)):
             return None
-        if type(resize) is not Resize or type(crop) is not CenterCrop:  # may resize its own way
+        if type(resize) is not Resize or type(crop) is not CenterCrop:  # a subclass's own way
             return None
         size = resize.size
         if isinstance(size, Sequence):

@@ -2,6 +2,7 @@
 nobody ran for a while broke once (bench.reindex unpacked two of build_catalogue's four values);
 real runs are long, so these catch that in the suite. Results go to a temporary directory."""
 
+import io
 import json
 import os
 import subprocess
@@ -10,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import MINILM, SHARED_REASON
+from tests.helpers import DATASET, LITE0, MINILM, SHARED_REASON, image_bytes
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -63,3 +64,27 @@ def test_gc_pauses_bench(tmp_path):
     out = json.loads((tmp_path / "gc-pauses.json").read_text())
     assert set(out["rounds"][0]) == {"true", "false"}
     assert all(r["p50_ms"] > 0 for r in out["rounds"][0].values())
+
+
+@pytest.mark.skipif(not DATASET.is_dir(), reason=SHARED_REASON)
+def test_resize_bench(tmp_path):
+    run_bench("bench.resize", "--images", "2", "--repeat", "1", results=tmp_path)
+    out = json.loads((tmp_path / "resize.json").read_text())
+    assert len(out["speed"]) == 8 and all(r["speedup"] > 0 for r in out["speed"].values())
+    if LITE0.is_dir():
+        assert out["features"]["stills 1280x720"]["max"] < 0.05  # crop-only: a rounding apart
+        assert out["features"]["jpeg q90 re-save (dev posters)"]["median"] > 0
+
+
+def test_ingest_bench_enlarges_posters_as_asked():
+    from PIL import Image
+
+    from bench.ingest import enlarged
+
+    poster = image_bytes(seed=1)
+    width, height = Image.open(io.BytesIO(poster)).size
+    batch = enlarged([("title", "plot", [poster, poster])], 3)
+    ((title, plot, images),) = batch
+    assert (title, plot, len(images)) == ("title", "plot", 2)
+    bigger = Image.open(io.BytesIO(images[0]))
+    assert bigger.format == "JPEG" and bigger.size == (3 * width, 3 * height)
