@@ -15,6 +15,12 @@ movie may still be decoding; the batch takes the others up to the first that is 
 That overlap is for encoders on a GPU: on a CPU the decode and the encoders share the same
 cores, and the overlap made one client 3-10 % slower (docs/PERFORMANCE.md section 3), so there
 a movie is decoded before it queues (`overlap_prepare=False`).
+
+On a CPU a second, spare worker (`spare_worker=True`) takes a movie only when the first worker,
+starting a batch, finds another movie waiting; while both work each runs the encoders on half
+the cores. On two cores two single-threaded forwards get more done than one forward on both (no
+OpenMP barrier waits on a thread that a request's decode preempted), while one client, whose
+movie never waits behind another, keeps all the cores for its one forward.
 """
 
 from __future__ import annotations
@@ -72,11 +78,13 @@ class EmbedBatcher:
         max_wait: float = 0.0,
         max_pending: int = 32,
         overlap_prepare: bool = True,
+        spare_worker: bool = False,
     ) -> None:
         self.embedder = embedder
         self.max_images, self.max_wait = max_images, max_wait
         self.overlap_prepare = overlap_prepare
         self.stats = BatchStats()
+        self._stats_lock = threading.Lock()
         # Held by the worker while it gathers and embeds a batch; maintenance code (and tests)
         # may take it to pause the worker between batches.
         self.device_lock = threading.Lock()
@@ -84,6 +92,15 @@ class EmbedBatcher:
         self._closed = False
         self._carry: _Job | None = None  # taken from the queue, but would overfill the batch
         self._thread = threading.Thread(target=self._run, name="embed-batcher", daemon=True)
+        # the spare worker: it embeds what the first worker hands it (`_share_backlog`)
+        self._all_threads = torch.get_num_threads()
+        self._half_threads = max(1, self._all_threads // 2)
+        self._handoff: queue.Queue[_Job | None] = queue.Queue()
+        self._spare_busy = False  # set by the first worker on a hand-off, cleared by the spare
+        self._spare: threading.Thread | None = None
+        if spare_worker and self._all_threads >= 2:  # one core: one worker
+            self._spare = threading.Thread(target=self._run_spare, name="embed-spare", daemon=True)
+            self._spare.start()
         self._thread.start()
 
     def embed(self, plot: str, pixels: torch.Tensor, *, wait: float) -> Embedding:
@@ -150,6 +167,12 @@ class EmbedBatcher:
         self._closed = True
         self._queue.put(None)
         self._thread.join(timeout)
+        if self._spare is not None:
+            self._handoff.put(None)  # after the movie it may hold
+            self._spare.join(timeout)
+            # torch's thread count is per thread, but a set also becomes the default of threads
+            # that start using torch later: the workers' last settings must not stay that default
+            torch.set_num_threads(self._all_threads)
 
     def _run(self) -> None:
         while True:
@@ -158,10 +181,48 @@ class EmbedBatcher:
                 break
             with self.device_lock:  # gather once the encoders are free: all that queued joins
                 batch, stop = self._gather(job)
+                if self._spare is not None:  # all the cores, or half while the spare works
+                    stop = self._share_backlog() or stop
+                    torch.set_num_threads(
+                        self._half_threads if self._spare_busy else self._all_threads
+                    )
                 self._process(batch)
             if stop:
                 break
         self._refuse_leftovers()
+
+    def _share_backlog(self) -> bool:
+        """Before a batch: hand the next waiting movie to the spare worker if it is idle. Returns
+        whether that took close()'s marker off the queue (the first worker then stops)."""
+        if self._spare_busy:
+            return False
+        try:
+            job = self._queue.get_nowait()
+        except queue.Empty:
+            return False
+        if job is None:
+            return True
+        self._spare_busy = True
+        self._handoff.put(job)
+        return False
+
+    def _run_spare(self) -> None:
+        """From a hand-off on, embed one movie at a time for as long as movies are waiting."""
+        torch.set_num_threads(self._half_threads)  # this thread's, and the default for new ones
+        while (job := self._handoff.get()) is not None:
+            while job is not None:
+                self._process([job])
+                job = self._next_waiting()
+            self._spare_busy = False
+
+    def _next_waiting(self) -> _Job | None:
+        try:
+            job = self._queue.get_nowait()
+        except queue.Empty:
+            return None
+        if job is None:  # close()'s marker is the first worker's: back it goes
+            self._queue.put(None)
+        return job
 
     def _refuse_leftovers(self) -> None:
         """Movies queued after close() must not wait forever."""
@@ -246,7 +307,8 @@ class EmbedBatcher:
         if not batch:
             return
         s = self.stats
-        s.batches += 1
-        s.movies += len(batch)
-        s.images += sum(j.image_count for j in batch)
-        s.largest_batch = max(s.largest_batch, len(batch))
+        with self._stats_lock:  # two workers may finish at once
+            s.batches += 1
+            s.movies += len(batch)
+            s.images += sum(j.image_count for j in batch)
+            s.largest_batch = max(s.largest_batch, len(batch))

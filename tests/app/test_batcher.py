@@ -149,6 +149,81 @@ def test_without_overlap_images_are_prepared_before_the_movie_queues(
         b.close()
 
 
+def _record_encoding_threads(embedder, monkeypatch) -> list[tuple[str, int]]:
+    """(thread name, torch threads) of every text-encoder call from here on."""
+    calls: list[tuple[str, int]] = []
+    encode = embedder.text_encoder.encode
+
+    def encode_and_log(texts, *args, **kwargs):
+        calls.append((threading.current_thread().name, torch.get_num_threads()))
+        return encode(texts, *args, **kwargs)
+
+    monkeypatch.setattr(embedder.text_encoder, "encode", encode_and_log)
+    return calls
+
+
+needs_two_threads = pytest.mark.skipif(
+    torch.get_num_threads() < 2, reason="one torch thread: no spare worker"
+)
+
+
+@needs_two_threads
+def test_a_lone_client_keeps_every_core_and_never_wakes_the_spare(
+    tiny_embedder, movie, monkeypatch
+):
+    b = EmbedBatcher(tiny_embedder, max_images=2, overlap_prepare=False, spare_worker=True)
+    calls = _record_encoding_threads(tiny_embedder, monkeypatch)
+    try:
+        for i, plot in enumerate(PLOTS):
+            b.embed(plot, movie(i, 2), wait=10)
+    finally:
+        b.close()
+    assert calls == [("embed-batcher", torch.get_num_threads())] * len(PLOTS)
+
+
+@needs_two_threads
+def test_waiting_movies_go_to_the_spare_and_both_run_on_half_the_cores(
+    tiny_embedder, movie, monkeypatch
+):
+    b = EmbedBatcher(tiny_embedder, max_images=2, overlap_prepare=False, spare_worker=True)
+    half = torch.get_num_threads() // 2
+    movies = [(plot, movie(i, 2)) for i, plot in enumerate(PLOTS)]
+    calls = _record_encoding_threads(tiny_embedder, monkeypatch)
+    try:
+        with ThreadPoolExecutor(len(movies)) as pool:
+            with b.device_lock:  # a backlog behind a busy first worker
+                futures = [pool.submit(b.embed, p, ims, wait=10) for p, ims in movies]
+                wait_until(lambda: b.queued() == len(movies) - 1)
+            results = [f.result(timeout=60) for f in futures]
+    finally:
+        b.close()
+    assert not b._thread.is_alive() and b._spare is not None and not b._spare.is_alive()
+    names = [name for name, _ in calls]
+    assert names.count("embed-spare") >= 1 and names[0] == "embed-batcher"
+    assert all(threads == half for name, threads in calls if name == "embed-spare")
+    assert calls[0] == ("embed-batcher", half)  # it handed a movie over, then split the cores
+    assert (b.stats.movies, b.stats.images) == (len(movies), 2 * len(movies))
+    monkeypatch.undo()
+    for (plot, ims), got in zip(movies, results, strict=True):
+        alone = tiny_embedder.embed_many([(plot, ims)])[0]
+        np.testing.assert_allclose(got.vector, alone.vector, atol=1e-5)
+
+
+@needs_two_threads
+def test_close_finishes_the_spares_movie_and_stops_both_workers(tiny_embedder, movie):
+    b = EmbedBatcher(tiny_embedder, max_images=2, overlap_prepare=False, spare_worker=True)
+    with ThreadPoolExecutor(3) as pool:
+        with b.device_lock:
+            queued = [pool.submit(b.embed, PLOTS[i], movie(i, 2), wait=10) for i in range(3)]
+            wait_until(lambda: b.queued() == 2)
+            closing = pool.submit(b.close)
+        closing.result(timeout=60)
+        assert all(f.result(timeout=1).vector.shape == (256,) for f in queued)
+    assert b._spare is not None and not b._spare.is_alive() and not b._thread.is_alive()
+    with pytest.raises(ServiceUnavailable):
+        b.embed(PLOTS[0], movie(0, 1), wait=1)
+
+
 def test_a_movie_whose_images_fail_raises_its_own_error_and_leaves_the_batch(batcher, movie):
     class BadUpload(ValueError):
         pass
@@ -239,8 +314,11 @@ def test_batch_cap_defaults_by_device(make_client, database_url):
         Settings(_env_file=None, ingest_batch_images=0)  # a start-up error, not a silent 1
     client = make_client(database_url)
     assert client.app.state.movierec.batcher.max_images == 4
-    # and on a CPU a movie is decoded before it queues, not beside its plot's encoding
-    assert client.app.state.movierec.batcher.overlap_prepare is False
+    # and on a CPU a movie is decoded before it queues, not beside its plot's encoding, and a
+    # spare worker shares a backlog
+    batcher = client.app.state.movierec.batcher
+    assert batcher.overlap_prepare is False
+    assert (batcher._spare is not None) == (torch.get_num_threads() >= 2)
 
 
 def test_the_warm_up_runs_on_the_worker_and_is_not_counted(batcher, movie):
