@@ -16,9 +16,9 @@ That overlap is for encoders on a GPU: on a CPU the decode and the encoders shar
 cores, and the overlap made one client 3-10 % slower (docs/PERFORMANCE.md section 3), so there
 a movie is decoded before it queues (`overlap_prepare=False`).
 
-On a CPU a second, spare worker (`spare_worker=True`) takes a movie only when the first worker,
-starting a batch, finds another movie waiting; while both work each runs the encoders on half
-the cores. On two cores two single-threaded forwards get more done than one forward on both (no
+On a CPU a second, spare worker (`spare_worker=True`) starts when the first worker, starting a
+batch, finds another movie waiting, and goes on taking waiting movies for as long as the first
+is busy; while both work each runs the encoders on half the cores. On two cores two single-threaded forwards get more done than one forward on both (no
 OpenMP barrier waits on a thread that a request's decode preempted), while one client, whose
 movie never waits behind another, keeps all the cores for its one forward.
 """
@@ -45,6 +45,8 @@ log = logging.getLogger("movierec.batcher")
 # thread always hands them over or gives up (decoding is bounded by the upload limits); this
 # only keeps a bug from stalling every later ingest.
 PIXELS_TIMEOUT_SECONDS = 120.0
+# How often a spare worker that found no movie waiting looks again, while the first worker is busy
+SPARE_POLL_SECONDS = 0.005
 
 
 class _ImagesAbandoned(Exception):
@@ -97,6 +99,7 @@ class EmbedBatcher:
         self._half_threads = max(1, self._all_threads // 2)
         self._handoff: queue.Queue[_Job | None] = queue.Queue()
         self._spare_busy = False  # set by the first worker on a hand-off, cleared by the spare
+        self._first_busy = threading.Event()  # while set, the spare takes movies itself
         self._spare: threading.Thread | None = None
         if spare_worker and self._all_threads >= 2:  # one core: one worker
             self._spare = threading.Thread(target=self._run_spare, name="embed-spare", daemon=True)
@@ -186,7 +189,11 @@ class EmbedBatcher:
                     torch.set_num_threads(
                         self._half_threads if self._spare_busy else self._all_threads
                     )
-                self._process(batch)
+                self._first_busy.set()
+                try:
+                    self._process(batch)
+                finally:
+                    self._first_busy.clear()
             if stop:
                 break
         self._refuse_leftovers()
@@ -207,7 +214,7 @@ class EmbedBatcher:
         return False
 
     def _run_spare(self) -> None:
-        """From a hand-off on, embed one movie at a time for as long as movies are waiting."""
+        """From a hand-off on, embed one movie at a time while the first worker is busy."""
         torch.set_num_threads(self._half_threads)  # this thread's, and the default for new ones
         while (job := self._handoff.get()) is not None:
             while job is not None:
@@ -216,13 +223,17 @@ class EmbedBatcher:
             self._spare_busy = False
 
     def _next_waiting(self) -> _Job | None:
-        try:
-            job = self._queue.get_nowait()
-        except queue.Empty:
-            return None
-        if job is None:  # close()'s marker is the first worker's: back it goes
-            self._queue.put(None)
-        return job
+        """The next movie to arrive while the first worker is still busy; None once it is idle
+        (it takes the next one itself, on all the cores)."""
+        while self._first_busy.is_set():
+            try:
+                job = self._queue.get(timeout=SPARE_POLL_SECONDS)
+            except queue.Empty:
+                continue
+            if job is None:  # close()'s marker is the first worker's: back it goes
+                self._queue.put(None)
+            return job
+        return None
 
     def _refuse_leftovers(self) -> None:
         """Movies queued after close() must not wait forever."""
