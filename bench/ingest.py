@@ -33,7 +33,7 @@ import time
 from collections import defaultdict
 from collections.abc import Iterator
 from pathlib import Path
-from statistics import median
+from statistics import mean, median
 
 import httpx
 
@@ -62,10 +62,7 @@ def main() -> None:
         "movies": len(batch),
         "images_per_movie": args.images_per_movie,
         "poster_scale": args.poster_scale,
-        "poster_kb_mean": sum(len(b) for _, _, ims in batch for b in ims)
-        / 1e3
-        / len(batch[0][2])
-        / len(batch),
+        "poster_kb_mean": mean([len(b) / 1e3 for _, _, images in batch for b in images]),
         "encoders": args.encoders,
         "device": args.device,
         "cuda_graphs": settings_from_env({}, Path(".")).cuda_graphs,  # as the servers read it

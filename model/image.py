@@ -88,7 +88,7 @@ class ImageEncoder(nn.Module):
         if names[-2:] not in (["ToTensor", "Normalize"], ["MaybeToTensor", "Normalize"]):
             raise ValueError(f"unexpected timm eval transform {names} for {config.name}")
         whole = type(self.transform)(self.transform.transforms[:-2])  # a Compose
-        # the same pixels, resampled over the kept crop only (model/crop_resize.py)
+        # timm's pixels (to within rounding), resampled over the kept crop only
         self._resize_crop: Callable[[Image.Image], Image.Image] = (
             CropResize.from_transforms(self.transform.transforms[:-2], whole) or whole
         )

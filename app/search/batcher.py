@@ -18,9 +18,10 @@ a movie is decoded before it queues (`overlap_prepare=False`).
 
 On a CPU a second, spare worker (`spare_worker=True`) starts when the first worker, starting a
 batch, finds another movie waiting, and goes on taking waiting movies for as long as the first
-is busy; while both work each runs the encoders on half the cores. On two cores two single-threaded forwards get more done than one forward on both (no
-OpenMP barrier waits on a thread that a request's decode preempted), while one client, whose
-movie never waits behind another, keeps all the cores for its one forward.
+is busy; while both work each runs the encoders on half the cores. On two cores two
+single-threaded forwards get more done than one forward on both (no OpenMP barrier waits on a
+thread that a request's decode preempted), while one client, whose movie never waits behind
+another, keeps all the cores for its one forward.
 """
 
 from __future__ import annotations
@@ -88,13 +89,15 @@ class EmbedBatcher:
         self.stats = BatchStats()
         self._stats_lock = threading.Lock()
         # Held by the worker while it gathers and embeds a batch; maintenance code (and tests)
-        # may take it to pause the worker between batches.
+        # may take it to pause the worker between batches (a spare worker finishes its movie,
+        # then waits too: it takes movies only while the first worker is embedding).
         self.device_lock = threading.Lock()
         self._queue: queue.Queue[_Job | None] = queue.Queue(maxsize=max_pending)
         self._closed = False
         self._carry: _Job | None = None  # taken from the queue, but would overfill the batch
         self._thread = threading.Thread(target=self._run, name="embed-batcher", daemon=True)
-        # the spare worker: it embeds what the first worker hands it (`_share_backlog`)
+        # the spare worker: it embeds what the first worker hands it (`_share_backlog`), then
+        # what else waits while the first is busy (`_next_waiting`)
         self._all_threads = torch.get_num_threads()
         self._half_threads = max(1, self._all_threads // 2)
         self._handoff: queue.Queue[_Job | None] = queue.Queue()
