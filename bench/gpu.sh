@@ -9,7 +9,9 @@
 # Environment: PYTHON (default .venv/bin/python, else python3), TRAIN_MINUTES (3), INGEST_MOVIES (96),
 # STEPS (default "test fusion train encoders ingest ingest-eager": which steps to run; "allocator",
 # not in the default, adds bench.allocator: kept freed memory against glibc's defaults, 1 client;
-# "similar", also not in the default, runs bench.similar at 100k on the machine's 16 CPU cores).
+# "similar", also not in the default, runs bench.similar at 100k on the machine's 16 CPU cores;
+# "ingest-large", not in the default either, runs the eager ingest with posters enlarged 3x, the
+# size of a backend's artwork, where b7's 600 px input takes the crop-only resample).
 # Results: bench/results/*cuda*.json, runs/gpu-paper/ (training log, evaluation report) and, where
 # py-spy is installed, bench/results/profiles/ (who holds the GIL during each ingest HTTP run).
 set -euo pipefail
@@ -58,6 +60,11 @@ if want ingest-eager; then
   step "ingest, production encoder shapes, eager (MOVIEREC_CUDA_GRAPHS=false)"
   MOVIEREC_CUDA_GRAPHS=false $PY -m bench.ingest --device cuda --encoders production \
     --dataset "$DATA" --movies "${INGEST_MOVIES:-96}" --tag eager
+fi
+if want ingest-large; then
+  step "ingest, production encoder shapes, eager, 1500x2250 posters (--poster-scale 3)"
+  MOVIEREC_CUDA_GRAPHS=false $PY -m bench.ingest --device cuda --encoders production \
+    --dataset "$DATA" --movies "${INGEST_MOVIES:-96}" --poster-scale 3 --tag eager-posters3
 fi
 if want allocator; then
   step "ingest, 1 client: kept freed memory against glibc's defaults (bench.allocator)"
