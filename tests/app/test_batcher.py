@@ -210,6 +210,36 @@ def test_waiting_movies_go_to_the_spare_and_both_run_on_half_the_cores(
 
 
 @needs_two_threads
+def test_a_movie_failing_on_the_spare_fails_alone(tiny_embedder, movie, monkeypatch):
+    b = EmbedBatcher(tiny_embedder, max_images=2, overlap_prepare=False, spare_worker=True)
+    plots_on: dict[str, str] = {}
+    encode = tiny_embedder.text_encoder.encode
+
+    def encode_and_log(texts, *args, **kwargs):
+        plots_on.update({t: threading.current_thread().name for t in texts})
+        return encode(texts, *args, **kwargs)
+
+    monkeypatch.setattr(tiny_embedder.text_encoder, "encode", encode_and_log)
+    no_image = torch.zeros((0, 3, 8, 8), dtype=torch.uint8)  # the image encoder raises
+    jobs = [(PLOTS[0], movie(0, 2)), (PLOTS[1], no_image), (PLOTS[2], movie(2, 2))]
+    try:
+        with ThreadPoolExecutor(3) as pool:
+            futures = []
+            with b.device_lock:  # queued in this order behind a busy first worker
+                for i, (plot, pixels) in enumerate(jobs):
+                    futures.append(pool.submit(b.embed, plot, pixels, wait=10))
+                    wait_until(lambda i=i: b._queue.unfinished_tasks == i + 1)
+            assert futures[0].result(timeout=60).vector.shape == (256,)
+            assert futures[2].result(timeout=60).vector.shape == (256,)
+            with pytest.raises(ServiceUnavailable):
+                futures[1].result(timeout=60)
+    finally:
+        b.close()
+    assert plots_on[PLOTS[1]] == "embed-spare"  # handed over, and failed there alone
+    assert (b.stats.movies, b.stats.images) == (2, 4)
+
+
+@needs_two_threads
 def test_close_finishes_the_spares_movie_and_stops_both_workers(tiny_embedder, movie):
     b = EmbedBatcher(tiny_embedder, max_images=2, overlap_prepare=False, spare_worker=True)
     with ThreadPoolExecutor(3) as pool:
