@@ -7,7 +7,9 @@ from __future__ import annotations
 import io
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+from functools import partial
 
 import numpy as np
 import pytest
@@ -39,6 +41,40 @@ def wait_until(condition, timeout: float = 10.0) -> None:
     while not condition() and time.monotonic() < deadline:
         time.sleep(0.01)
     assert condition(), "timed out"
+
+
+@dataclass
+class EncodeCall:
+    plots: list[str]
+    thread: str  # the thread that ran it
+    torch_threads: int  # its torch thread count
+
+
+def spy_on_text_encoder(embedder, monkeypatch) -> list[EncodeCall]:
+    """Every text-encoder call from here on, recorded once it has returned."""
+    calls: list[EncodeCall] = []
+    encode = embedder.text_encoder.encode
+
+    def encode_and_record(texts, *args, **kwargs):
+        out = encode(texts, *args, **kwargs)
+        name, threads = threading.current_thread().name, torch.get_num_threads()
+        calls.append(EncodeCall(list(texts), name, threads))
+        return out
+
+    monkeypatch.setattr(embedder.text_encoder, "encode", encode_and_record)
+    return calls
+
+
+def queued_in_order(pool: ThreadPoolExecutor, batcher: EmbedBatcher, calls) -> list[Future]:
+    """Submit each call (one that queues a movie) while the worker is held, each movie in the
+    queue before the next is submitted; the worker starts on them once this returns."""
+    futures = []
+    start = batcher._queue.unfinished_tasks
+    with batcher.device_lock:
+        for i, call in enumerate(calls):
+            futures.append(pool.submit(call))
+            wait_until(lambda i=i: batcher._queue.unfinished_tasks == start + i + 1)
+    return futures
 
 
 @pytest.fixture
@@ -90,24 +126,15 @@ def test_a_movies_plot_is_encoded_while_its_images_are_prepared(
     batcher, tiny_embedder, movie, monkeypatch
 ):
     """One client's decode and resize overlap the text encoder instead of running before it."""
-    plot_encoded = threading.Event()
-    encode = tiny_embedder.text_encoder.encode
-
-    def encode_and_tell(texts, *args, **kwargs):
-        out = encode(texts, *args, **kwargs)
-        plot_encoded.set()
-        return out
-
-    monkeypatch.setattr(tiny_embedder.text_encoder, "encode", encode_and_tell)
+    calls = spy_on_text_encoder(tiny_embedder, monkeypatch)
     pixels = movie(3, 2)
-    seen = []
 
     def prepare():
-        seen.append(plot_encoded.wait(timeout=30))  # before this returns, the worker has encoded
+        wait_until(lambda: len(calls) == 1)  # before this returns, the worker has encoded
         return pixels
 
     got = batcher.embed_preparing(PLOTS[3], 2, prepare, wait=10)
-    assert seen == [True]
+    assert [c.plots for c in calls] == [[PLOTS[3]]]
     alone = tiny_embedder.embed_many([(PLOTS[3], pixels)])[0]
     np.testing.assert_allclose(got.vector, alone.vector, atol=1e-5)
 
@@ -118,19 +145,13 @@ def test_without_overlap_images_are_prepared_before_the_movie_queues(
     """On a CPU (`overlap_prepare=False`) the decode runs first, with the cores to itself, and a
     bad upload never reaches the worker."""
     b = EmbedBatcher(tiny_embedder, overlap_prepare=False)
-    calls: list[str] = []
-    encode = tiny_embedder.text_encoder.encode
-
-    def encode_and_log(texts, *args, **kwargs):
-        calls.append("encode")
-        return encode(texts, *args, **kwargs)
-
-    monkeypatch.setattr(tiny_embedder.text_encoder, "encode", encode_and_log)
+    calls = spy_on_text_encoder(tiny_embedder, monkeypatch)
     pixels = movie(3, 2)
+    encoded_before_prepared = []
 
     def prepare():
-        time.sleep(0.2)  # time enough for an overlapping worker to start on the plot
-        calls.append("prepared")
+        time.sleep(0.2)  # time enough for an overlapping worker to encode the plot
+        encoded_before_prepared.append(len(calls))
         return pixels
 
     def broken():
@@ -138,28 +159,15 @@ def test_without_overlap_images_are_prepared_before_the_movie_queues(
 
     try:
         got = b.embed_preparing(PLOTS[3], 2, prepare, wait=10)
-        assert calls == ["prepared", "encode"]
+        assert encoded_before_prepared == [0] and len(calls) == 1
         with pytest.raises(ValueError, match="not an image"):
             b.embed_preparing(PLOTS[0], 1, broken, wait=10)
         assert b._queue.unfinished_tasks == 1  # only the good movie was ever queued
-        assert calls == ["prepared", "encode"]
+        assert len(calls) == 1
         alone = tiny_embedder.embed_many([(PLOTS[3], pixels)])[0]
         np.testing.assert_allclose(got.vector, alone.vector, atol=1e-5)
     finally:
         b.close()
-
-
-def _record_encoding_threads(embedder, monkeypatch) -> list[tuple[str, int]]:
-    """(thread name, torch threads) of every text-encoder call from here on."""
-    calls: list[tuple[str, int]] = []
-    encode = embedder.text_encoder.encode
-
-    def encode_and_log(texts, *args, **kwargs):
-        calls.append((threading.current_thread().name, torch.get_num_threads()))
-        return encode(texts, *args, **kwargs)
-
-    monkeypatch.setattr(embedder.text_encoder, "encode", encode_and_log)
-    return calls
 
 
 needs_two_threads = pytest.mark.skipif(
@@ -172,13 +180,14 @@ def test_a_lone_client_keeps_every_core_and_never_wakes_the_spare(
     tiny_embedder, movie, monkeypatch
 ):
     b = EmbedBatcher(tiny_embedder, max_images=2, overlap_prepare=False, spare_worker=True)
-    calls = _record_encoding_threads(tiny_embedder, monkeypatch)
+    calls = spy_on_text_encoder(tiny_embedder, monkeypatch)
     try:
         for i, plot in enumerate(PLOTS):
             b.embed(plot, movie(i, 2), wait=10)
     finally:
         b.close()
-    assert calls == [("embed-batcher", torch.get_num_threads())] * len(PLOTS)
+    every_core = ("embed-batcher", torch.get_num_threads())
+    assert [(c.thread, c.torch_threads) for c in calls] == [every_core] * len(PLOTS)
 
 
 @needs_two_threads
@@ -188,20 +197,21 @@ def test_waiting_movies_go_to_the_spare_and_both_run_on_half_the_cores(
     b = EmbedBatcher(tiny_embedder, max_images=2, overlap_prepare=False, spare_worker=True)
     half = torch.get_num_threads() // 2
     movies = [(plot, movie(i, 2)) for i, plot in enumerate(PLOTS)]
-    calls = _record_encoding_threads(tiny_embedder, monkeypatch)
+    calls = spy_on_text_encoder(tiny_embedder, monkeypatch)
     try:
         with ThreadPoolExecutor(len(movies)) as pool:
-            with b.device_lock:  # a backlog behind a busy first worker
-                futures = [pool.submit(b.embed, p, ims, wait=10) for p, ims in movies]
-                wait_until(lambda: b.queued() == len(movies) - 1)
-            results = [f.result(timeout=60) for f in futures]
+            # a backlog behind a busy first worker, which took the first movie
+            embeds = [partial(b.embed, p, ims, wait=10) for p, ims in movies]
+            results = [f.result(timeout=60) for f in queued_in_order(pool, b, embeds)]
     finally:
         b.close()
     assert not b._thread.is_alive() and b._spare is not None and not b._spare.is_alive()
-    names = [name for name, _ in calls]
-    assert names.count("embed-spare") >= 1 and names[0] == "embed-batcher"
-    assert all(threads == half for name, threads in calls if name == "embed-spare")
-    assert calls[0] == ("embed-batcher", half)  # it handed a movie over, then split the cores
+    first_workers = [c for c in calls if c.plots == [PLOTS[0]]]
+    spares = [c for c in calls if c.thread == "embed-spare"]
+    assert [c.thread for c in calls if c.plots == [PLOTS[1]]] == ["embed-spare"]
+    assert all(c.torch_threads == half for c in spares)
+    # the first worker handed the second movie over, then split the cores for the first
+    assert [(c.thread, c.torch_threads) for c in first_workers] == [("embed-batcher", half)]
     assert (b.stats.movies, b.stats.images) == (len(movies), 2 * len(movies))
     monkeypatch.undo()
     for (plot, ims), got in zip(movies, results, strict=True):
@@ -212,30 +222,21 @@ def test_waiting_movies_go_to_the_spare_and_both_run_on_half_the_cores(
 @needs_two_threads
 def test_a_movie_failing_on_the_spare_fails_alone(tiny_embedder, movie, monkeypatch):
     b = EmbedBatcher(tiny_embedder, max_images=2, overlap_prepare=False, spare_worker=True)
-    plots_on: dict[str, str] = {}
-    encode = tiny_embedder.text_encoder.encode
-
-    def encode_and_log(texts, *args, **kwargs):
-        plots_on.update({t: threading.current_thread().name for t in texts})
-        return encode(texts, *args, **kwargs)
-
-    monkeypatch.setattr(tiny_embedder.text_encoder, "encode", encode_and_log)
+    calls = spy_on_text_encoder(tiny_embedder, monkeypatch)
     no_image = torch.zeros((0, 3, 8, 8), dtype=torch.uint8)  # the image encoder raises
     jobs = [(PLOTS[0], movie(0, 2)), (PLOTS[1], no_image), (PLOTS[2], movie(2, 2))]
     try:
         with ThreadPoolExecutor(3) as pool:
-            futures = []
-            with b.device_lock:  # queued in this order behind a busy first worker
-                for i, (plot, pixels) in enumerate(jobs):
-                    futures.append(pool.submit(b.embed, plot, pixels, wait=10))
-                    wait_until(lambda i=i: b._queue.unfinished_tasks == i + 1)
+            embeds = [partial(b.embed, plot, pixels, wait=10) for plot, pixels in jobs]
+            futures = queued_in_order(pool, b, embeds)
             assert futures[0].result(timeout=60).vector.shape == (256,)
             assert futures[2].result(timeout=60).vector.shape == (256,)
             with pytest.raises(ServiceUnavailable):
                 futures[1].result(timeout=60)
     finally:
         b.close()
-    assert plots_on[PLOTS[1]] == "embed-spare"  # handed over, and failed there alone
+    # handed over, and failed there alone
+    assert [c.thread for c in calls if c.plots == [PLOTS[1]]] == ["embed-spare"]
     assert (b.stats.movies, b.stats.images) == (2, 4)
 
 
@@ -286,11 +287,12 @@ def test_a_movie_still_decoding_starts_the_next_batch_instead_of_holding_this_on
         return slow_b
 
     with ThreadPoolExecutor(3) as pool:
-        futures = []
-        with batcher.device_lock:  # queued in this order behind a busy encoder
-            for i, prepare in enumerate([lambda: ready_a, still_decoding, lambda: ready_c]):
-                futures.append(pool.submit(batcher.embed_preparing, PLOTS[i], 1, prepare, wait=10))
-                wait_until(lambda i=i: batcher._queue.unfinished_tasks == i + 1)
+        prepares = [lambda: ready_a, still_decoding, lambda: ready_c]
+        embeds = [
+            partial(batcher.embed_preparing, PLOTS[i], 1, prepare, wait=10)
+            for i, prepare in enumerate(prepares)
+        ]
+        futures = queued_in_order(pool, batcher, embeds)
         futures[0].result(timeout=60)  # a alone: b, not ready, ends the batch
         assert (batcher.stats.batches, batcher.stats.largest_batch) == (1, 1)
         decoded.set()
@@ -304,13 +306,8 @@ def test_images_cap_splits_batches(tiny_embedder, movie):
     sizes = [2, 1, 3, 2, 2]  # queued in this order behind a busy encoder
     try:
         with ThreadPoolExecutor(len(sizes)) as pool:
-            futures = []
-            with b.device_lock:
-                for i, n in enumerate(sizes):
-                    futures.append(pool.submit(b.embed, PLOTS[i], movie(i, n), wait=10))
-                    # in order: each movie is in the queue before the next is submitted
-                    wait_until(lambda i=i: b._queue.unfinished_tasks == i + 1)
-            for f in futures:
+            embeds = [partial(b.embed, PLOTS[i], movie(i, n), wait=10) for i, n in enumerate(sizes)]
+            for f in queued_in_order(pool, b, embeds):
                 f.result(timeout=60)
         # never more than 4 images in one call: [2, 1], [3], [2, 2]
         assert b.stats.batches == 3 and b.stats.images == sum(sizes)
