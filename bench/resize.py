@@ -24,7 +24,7 @@ import timm.data
 from PIL import Image
 
 from bench.common import save
-from model.crop_resize import CropResize
+from model.crop_resize import CropResize, resize_and_crop
 
 # Lite0's and b7's own eval settings (timm's pretrained configs)
 MODELS = {
@@ -69,12 +69,10 @@ def main() -> None:
 
 
 def transforms(config: dict) -> tuple:
-    """(timm's resize + crop, the crop-only resample of the same)."""
-    whole = timm.data.create_transform(**config, is_training=False)
-    whole.transforms = whole.transforms[:-2]  # up to the crop, as ImageEncoder splits it
-    crop = CropResize.from_transforms(whole.transforms, whole)
-    assert crop is not None, config
-    return whole, crop
+    """(timm's resize + crop, the crop-only resample of the same), as ImageEncoder splits them."""
+    crop = resize_and_crop(timm.data.create_transform(**config, is_training=False))
+    assert isinstance(crop, CropResize), config
+    return crop.whole, crop
 
 
 def compare_speed(whole, crop, images: list, repeat: int) -> dict:

@@ -74,3 +74,10 @@ class CropResize:
         sx, sy = width / new_w, height / new_h
         box = (left * sx, top * sy, (left + self.crop) * sx, (top + self.crop) * sy)
         return image.resize((self.crop, self.crop), self.resample, box=box)
+
+
+def resize_and_crop(eval_transform) -> Transform:
+    """timm's eval transform (a Compose ending in to-tensor and normalise) up to its crop: the
+    CPU half that runs where an image arrives, as a CropResize wherever one applies."""
+    whole = type(eval_transform)(eval_transform.transforms[:-2])
+    return CropResize.from_transforms(whole.transforms, whole) or whole

@@ -20,7 +20,7 @@ from PIL import Image
 from torch import nn
 
 from model.config import ImageEncoderConfig
-from model.crop_resize import CropResize
+from model.crop_resize import resize_and_crop
 from model.cuda_graphs import GraphedForward
 from model.device import autocast_context, resolve_device
 from model.fold_bn import fold_batch_norms
@@ -87,11 +87,8 @@ class ImageEncoder(nn.Module):
         names = [type(t).__name__ for t in self.transform.transforms]
         if names[-2:] not in (["ToTensor", "Normalize"], ["MaybeToTensor", "Normalize"]):
             raise ValueError(f"unexpected timm eval transform {names} for {config.name}")
-        whole = type(self.transform)(self.transform.transforms[:-2])  # a Compose
         # timm's pixels (to within rounding), resampled over the kept crop only
-        self._resize_crop: Callable[[Image.Image], Image.Image] = (
-            CropResize.from_transforms(self.transform.transforms[:-2], whole) or whole
-        )
+        self._resize_crop = resize_and_crop(self.transform)
         shape = (1, 3, 1, 1)
         self._mean = torch.tensor(data_cfg["mean"], device=self.device).view(shape)
         self._std = torch.tensor(data_cfg["std"], device=self.device).view(shape)

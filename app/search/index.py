@@ -374,20 +374,24 @@ class VectorIndex:
         return [p for p in out if p[1] > -np.inf][:k]
 
     def _search_flat_half(
-        self, query: np.ndarray, k: int, blocked: set[int], inside: np.ndarray | None
+        self,
+        query: np.ndarray,
+        k: int,
+        blocked: set[int],
+        inside: np.ndarray | None,
+        available: int,
     ) -> list[tuple[int, float]] | None:
         """The exact top k from a half-precision first pass (`HalfScan`): the best candidates
         by approximate score (among the rows `inside` the genre filter's mask, given one),
         rescored in float32. None when the store has no half copy, is too small for it to pay,
         or when the candidates cannot prove that they hold the top k (the k-th exact score does
         not clear the last candidate's approximate score by the rounding bound): the caller
-        then scans in float32."""
+        then scans in float32. `available`: the rows a candidate may come from."""
         half, n = self._store.half, self._store.n
         if half is None or n < self.half_scan_min_rows or not half.usable:
             return None
         if not np.isfinite(query).all():  # no bound holds; FAISS may return no rows
             return None
-        available = n if inside is None else int(np.count_nonzero(inside))
         fetch = min(available, 2 * (k + len(blocked)) + 16)
         rows, approx = half.candidates(query, fetch, inside)
         xb, ids = self._store.view()
@@ -421,13 +425,14 @@ class VectorIndex:
             blocked = {i for i in (exclude or ()) if i in self._live}
             if self.kind == "flat":
                 k = min(k, len(self._live) - len(blocked))
-                inside = None  # the genre filter as a mask over the store's rows
+                inside, available = None, len(self._live)  # the genre filter's rows, as a mask
                 if allowed is not None:
                     inside = np.isin(self._store.view()[1], allowed, assume_unique=True)
-                    k = min(k, int(np.count_nonzero(inside)))  # allowed rows in the index
+                    available = int(np.count_nonzero(inside))
+                    k = min(k, available)  # allowed rows in the index
                 if k <= 0:
                     return []
-                found = self._search_flat_half(query, k, blocked, inside)
+                found = self._search_flat_half(query, k, blocked, inside, available)
                 if found is None:
                     found = self._search_flat_numpy(query, k, blocked, inside)
                 return found

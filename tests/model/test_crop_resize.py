@@ -9,7 +9,7 @@ import timm.data
 from PIL import Image
 
 from model.config import ImageEncoderConfig
-from model.crop_resize import CropResize
+from model.crop_resize import CropResize, resize_and_crop
 from model.image import ImageEncoder
 
 
@@ -25,11 +25,15 @@ def _picture(width: int, height: int, seed: int) -> Image.Image:
     return Image.fromarray(np.clip(noisy, 0, 255).astype(np.uint8))
 
 
-def _whole_and_crop(**transform_args) -> tuple:
-    transforms = timm.data.create_transform(**transform_args, is_training=False).transforms[:-2]
-    whole = timm.data.create_transform(**transform_args, is_training=False)
-    whole.transforms = whole.transforms[:-2]
-    return whole, CropResize.from_transforms(transforms, whole)
+def _resize_and_crop(**transform_args):
+    return resize_and_crop(timm.data.create_transform(**transform_args, is_training=False))
+
+
+def _crop_resize(**transform_args) -> CropResize:
+    """What ImageEncoder resizes with for these settings: a CropResize (its `whole`: timm's)."""
+    crop = _resize_and_crop(**transform_args)
+    assert isinstance(crop, CropResize), transform_args
+    return crop
 
 
 # Lite0's and b7's own settings, and a bilinear one
@@ -42,8 +46,8 @@ CONFIGS = [
 
 @pytest.mark.parametrize("config", CONFIGS, ids=lambda c: f"{c['input_size'][-1]}px")
 def test_shrinking_gives_timms_pixels_to_within_rounding(config):
-    whole, crop = _whole_and_crop(**config)
-    assert crop is not None
+    crop = _crop_resize(**config)
+    whole = crop.whole
     size = config["input_size"][-1]
     short = int(size / config["crop_pct"])
     rng = np.random.default_rng(size)
@@ -62,7 +66,8 @@ def test_shrinking_gives_timms_pixels_to_within_rounding(config):
 
 
 def test_an_image_at_the_resized_size_is_cropped_exactly():
-    whole, crop = _whole_and_crop(**CONFIGS[0])
+    crop = _crop_resize(**CONFIGS[0])
+    whole = crop.whole
     image = _picture(256, 384, 0)  # 256 on the short side: no resampling at all
     assert np.array_equal(np.asarray(crop(image)), np.asarray(whole(image)))
 
@@ -70,7 +75,8 @@ def test_an_image_at_the_resized_size_is_cropped_exactly():
 def test_enlarging_is_left_to_timms_transform():
     """Pillow places a box's samples differently when it enlarges (up to 20 levels off): small
     images take the whole-image path, and get timm's pixels exactly."""
-    whole, crop = _whole_and_crop(**CONFIGS[0])
+    crop = _crop_resize(**CONFIGS[0])
+    whole = crop.whole
     for w, h in [(182, 268), (120, 90), (300, 200), (255, 1000)]:
         image = _picture(w, h, w)
         assert np.array_equal(np.asarray(crop(image)), np.asarray(whole(image))), (w, h)
@@ -88,8 +94,7 @@ def test_enlarging_is_left_to_timms_transform():
 )
 def test_other_transforms_are_not_taken_over(config):
     args = {"input_size": (3, 224, 224), "interpolation": "bicubic", "crop_pct": 0.875}
-    _, crop = _whole_and_crop(**{**args, **config})
-    assert crop is None
+    assert not isinstance(_resize_and_crop(**{**args, **config}), CropResize)
 
 
 def test_the_image_encoder_resamples_the_crop_only():
