@@ -9,7 +9,7 @@ from typing import Literal
 from pydantic import AliasChoices, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from model.config import DEFAULT_IMAGE_MODEL, DEFAULT_TEXT_MODEL
+from model.config import DEFAULT_IMAGE_MODEL, DEFAULT_TEXT_MODEL, Precision
 
 MiB = 1024 * 1024
 
@@ -40,6 +40,9 @@ class Settings(BaseSettings):
     # the memory of one batch) instead of launching its kernels from Python for every batch.
     # Off until bench/gpu.sh has measured it (docs/PERFORMANCE.md, "Not measured yet")
     cuda_graphs: bool = False
+    # what the encoders compute in: auto is bf16 on CUDA and on CPUs with AMX (Intel Xeon since
+    # Sapphire Rapids), fp32 elsewhere (model.device.encoder_dtype)
+    encoder_precision: Precision = "auto"
     genre_map_file: Path | None = None  # JSON {"genre name": group id}
 
     # Index

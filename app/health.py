@@ -48,4 +48,6 @@ def ready(state: StateDep, response: Response) -> Readiness:
         model_version=state.model_version,
         fallback_model=state.embedder.fallback,
         index_kind=state.index.kind,
+        device=state.embedder.device.type,
+        encoder_precision=state.embedder.precision,
     )

@@ -9,12 +9,14 @@ import argparse
 import json
 import sys
 from pathlib import Path
+from typing import get_args
 
 from model.config import (
     DEFAULT_IMAGE_MODEL,
     DEFAULT_TEXT_MODEL,
     FUSION_PRESETS,
     SAMPLINGS,
+    Precision,
     TrainConfig,
 )
 from model.embedder import DEFAULT_INPUT_NORM, INPUT_NORMS
@@ -38,6 +40,13 @@ def add_model_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--max-images", type=int, help="use at most this many images per movie")
     p.add_argument("--batch-size", type=int, default=16)
     p.add_argument("--device", default="auto")
+    p.add_argument(
+        "--precision",
+        choices=get_args(Precision),
+        default="auto",
+        help="what the encoders compute in; auto: bf16 on CUDA and on CPUs with AMX, else fp32 "
+        "(match the service's MOVIEREC_ENCODER_PRECISION)",
+    )
     p.set_defaults(func=cmd_features)
 
     p = sub.add_parser("train", help="train the text-image network on a feature cache")
@@ -165,6 +174,7 @@ def cmd_features(args: argparse.Namespace) -> int:
         image_size=args.image_size,
         max_images=args.max_images,
         device=args.device,
+        precision=args.precision,
         batch_size=args.batch_size,
     )
     cache.save(args.out)

@@ -10,6 +10,9 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, Literal, get_args
 
 Pooling = Literal["cls", "mean"]
+# What the frozen encoders compute in; auto: bf16 on CUDA and on CPUs with AMX, else fp32
+# (model.device.encoder_dtype)
+Precision = Literal["auto", "fp32", "bf16"]
 
 # Production defaults (thesis winners). Tests and laptops swap in local dirs / small models.
 DEFAULT_TEXT_MODEL = "skt/kobert-base-v1"
@@ -23,6 +26,7 @@ class TextEncoderConfig:
     max_length: int = 512  # tokens; longer synopses are truncated
     batch_size: int = 32
     tokenizer: Literal["auto", "kobert"] | None = None  # None: detect KoBERT by name
+    precision: Precision = "auto"
 
     def resolved_pooling(self) -> Pooling:
         if self.pooling is not None:
@@ -51,6 +55,7 @@ class ImageEncoderConfig:
     # CUDA only: replay the forward from CUDA graphs, one per batch-size bucket up to batch_size
     # (model/cuda_graphs.py). Off until measured on a GPU (bench/gpu.sh, docs/PERFORMANCE.md)
     cuda_graphs: bool = False
+    precision: Precision = "auto"
 
 
 @dataclass

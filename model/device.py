@@ -1,10 +1,17 @@
-"""Device and autocast resolution, done once per process (cuda > mps > cpu)."""
+"""Device, precision and autocast resolution, done once per process (cuda > mps > cpu)."""
 
 from __future__ import annotations
 
 import contextlib
 
 import torch
+from torch import nn
+
+from model.config import Precision
+
+# The layers whose weights autocast casts to bf16 on every call: on a CPU they are stored in bf16
+# instead (see store_matmul_weights).
+_MATMUL_LAYERS = (nn.Linear, nn.Conv1d, nn.Conv2d)
 
 
 def resolve_device(requested: str | None = "auto") -> torch.device:
@@ -17,10 +24,56 @@ def resolve_device(requested: str | None = "auto") -> torch.device:
     return torch.device(requested)
 
 
-def autocast_context(device: torch.device, dtype: str | None = None, *, cache: bool = True):
-    """bf16 (or fp16) autocast on CUDA; a no-op elsewhere, where fp32 is both fastest and exact.
-    cache=False inside a CUDA graph capture: autocast's weight cache must not outlive it."""
-    if device.type != "cuda":
+def cpu_has_amx() -> bool:
+    """Whether this CPU has AMX tiles (Intel Xeon since Sapphire Rapids), on which oneDNN runs
+    bf16 matmuls and convolutions several times faster than fp32. Without bf16 hardware, bf16 on
+    a CPU is emulated and slower than fp32."""
+    probe = getattr(torch.cpu, "_is_amx_tile_supported", None)  # private; absent in old torch
+    return bool(probe is not None and probe())
+
+
+def encoder_dtype(device: torch.device, precision: Precision = "auto") -> torch.dtype:
+    """The dtype the frozen encoders compute in. auto: bf16 on CUDA and on CPUs with AMX (on 2
+    AMX cores 1.4-1.7x faster per movie, the dev encoders and KoBERT/b7 shapes alike, features
+    a few % apart; docs/PERFORMANCE.md section 3), fp32 elsewhere (MPS, CPUs without AMX)."""
+    if precision == "fp32":
+        return torch.float32
+    if precision == "bf16":
+        return torch.bfloat16
+    if device.type == "cuda" or (device.type == "cpu" and cpu_has_amx()):
+        return torch.bfloat16
+    return torch.float32
+
+
+def precision_name(dtype: torch.dtype) -> str:
+    """The dtype as settings, logs and /ready spell it: fp32, bf16 or fp16."""
+    return {torch.float32: "fp32", torch.bfloat16: "bf16", torch.float16: "fp16"}[dtype]
+
+
+def store_matmul_weights(model: nn.Module, dtype: torch.dtype) -> int:
+    """Keep the weights of the layers autocast runs in `dtype` in that dtype, so autocast
+    finds them cast already. Its cache only lives as long as one autocast context, so it would
+    otherwise cast every weight again on every call: on a CPU that took 45 of BERT-base's 114 ms
+    for a 256-token plot. The numbers are the same (autocast's cast is this cast); used on
+    CPUs, where the saving is largest. Returns the layers cast."""
+    layers = [m for m in model.modules() if isinstance(m, _MATMUL_LAYERS)]
+    for layer in layers:
+        layer.to(dtype)
+    return len(layers)
+
+
+def set_precision(model: nn.Module, device: torch.device, precision: Precision) -> torch.dtype:
+    """Resolve a frozen encoder's dtype (`encoder_dtype`) and, on a CPU, store its matmul
+    weights in it. Its forward then runs under `autocast_context(device, dtype)`."""
+    dtype = encoder_dtype(device, precision)
+    if dtype != torch.float32 and device.type == "cpu":
+        store_matmul_weights(model, dtype)
+    return dtype
+
+
+def autocast_context(device: torch.device, dtype: torch.dtype, *, cache: bool = True):
+    """Autocast to `dtype` (bf16 or fp16) on `device`; a no-op for fp32. cache=False inside a
+    CUDA graph capture: autocast's weight cache must not outlive it."""
+    if dtype == torch.float32:
         return contextlib.nullcontext()
-    amp_dtype = torch.float16 if dtype == "fp16" else torch.bfloat16
-    return torch.autocast("cuda", dtype=amp_dtype, cache_enabled=cache)
+    return torch.autocast(device.type, dtype=dtype, cache_enabled=cache)

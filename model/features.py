@@ -14,7 +14,7 @@ import numpy as np
 from PIL import Image
 from tqdm import tqdm
 
-from model.config import ImageEncoderConfig, TextEncoderConfig
+from model.config import ImageEncoderConfig, Precision, TextEncoderConfig
 from model.data import Dataset
 
 TRAINABLE_TEXT = ("rnn", "lstm")
@@ -81,10 +81,13 @@ def compute_features(
     image_size: int | None = None,
     max_images: int | None = None,
     device: str = "auto",
+    precision: Precision = "auto",
     batch_size: int = 16,
     progress: bool = True,
 ) -> FeatureCache:
-    """Encode every movie of `dataset`; movies without images get a zero image vector (counted)."""
+    """Encode every movie of `dataset`; movies without images get a zero image vector (counted).
+    The meta records the precision each encoder ran in (`precision` resolves per device)."""
+    from model.device import precision_name
     from model.image import ImageEncoder
 
     movies = dataset.movies
@@ -108,7 +111,10 @@ def compute_features(
     else:
         from model.text import TextEncoder
 
-        encoder = TextEncoder(TextEncoderConfig(name=text_model, batch_size=batch_size), device)
+        encoder = TextEncoder(
+            TextEncoderConfig(name=text_model, batch_size=batch_size, precision=precision), device
+        )
+        meta["text_precision"] = precision_name(encoder.compute_dtype)
         text = (
             np.concatenate(
                 [
@@ -126,9 +132,11 @@ def compute_features(
             pretrained=image_pretrained,
             image_size=image_size,
             batch_size=batch_size,
+            precision=precision,
         ),
         device,
     )
+    meta["image_precision"] = precision_name(image_encoder.compute_dtype)
     image = np.zeros((len(movies), image_encoder.dim), dtype=np.float32)
     without = 0
     for r, movie in enumerate(tqdm(movies, desc="images", disable=not progress)):

@@ -22,7 +22,7 @@ from torch import nn
 from model.config import ImageEncoderConfig
 from model.crop_resize import resize_and_crop
 from model.cuda_graphs import GraphedForward
-from model.device import autocast_context, resolve_device
+from model.device import autocast_context, resolve_device, set_precision
 from model.fold_bn import fold_batch_norms
 
 Source = TypeVar("Source")
@@ -78,6 +78,7 @@ class ImageEncoder(nn.Module):
         folded = fold_batch_norms(self.model, _probe(data_cfg["input_size"][-1], self.device))
         log.info("%s: %d batch norms folded into their convolutions", config.name, folded)
         self.model = self.model.to(memory_format=torch.channels_last)
+        self.compute_dtype = set_precision(self.model, self.device, config.precision)
         if config.image_size:
             data_cfg["input_size"] = (3, config.image_size, config.image_size)
         self.data_config = data_cfg
@@ -151,7 +152,7 @@ class ImageEncoder(nn.Module):
         cache, which must not outlive a capture)."""
         x = self.normalize(pixels) if pixels.dtype == torch.uint8 else pixels.to(self.device)
         x = x.contiguous(memory_format=torch.channels_last)
-        with autocast_context(self.device, cache=False):
+        with autocast_context(self.device, self.compute_dtype, cache=False):
             return self.model(x).float()
 
     @torch.inference_mode()

@@ -88,3 +88,16 @@ def test_ingest_bench_enlarges_posters_as_asked():
     assert (title, plot, len(images)) == ("title", "plot", 2)
     bigger = Image.open(io.BytesIO(images[0]))
     assert bigger.format == "JPEG" and bigger.size == (3 * width, 3 * height)
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not (DATASET.is_dir() and MINILM.is_dir()), reason=SHARED_REASON)
+def test_precision_bench(tmp_path):
+    args = ("--movies", "2", "--rounds", "2", "--quality-movies", "40")
+    run_bench("bench.precision", *args, results=tmp_path)
+    out = json.loads((tmp_path / "precision-cpu-dev.json").read_text())
+    assert out["resolved"] == {"fp32": "fp32", "bf16": "bf16"}
+    assert len(out["speed"]["rounds"]) == 2 and out["speed"]["median"]["movie_speedup"] > 0
+    quality = out["quality"]
+    assert 0 < quality["image_change"]["median"] < 0.5  # bf16 moved the features, not far
+    assert 0 <= quality["fallback"]["top20_overlap"]["mean"] <= 1

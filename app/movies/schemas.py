@@ -91,3 +91,5 @@ class Readiness(BaseModel):
     model_version: str
     fallback_model: bool
     index_kind: str
+    device: str  # where the encoders run: cpu, cuda, mps
+    encoder_precision: str  # what they compute in: fp32 or bf16 (MOVIEREC_ENCODER_PRECISION)

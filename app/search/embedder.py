@@ -14,7 +14,7 @@ from PIL import Image
 from app.config import Settings
 from model.checkpoint import checkpoint_version, load_checkpoint
 from model.config import ImageEncoderConfig, TextEncoderConfig
-from model.device import resolve_device
+from model.device import precision_name, resolve_device
 from model.fusion import FALLBACK_SEED, RandomProjection
 from model.image import ImageEncoder, Source
 from model.text import TextEncoder
@@ -36,6 +36,7 @@ class Embedder:
         self.text_encoder, self.image_encoder = text, image
         self.text_model, self.image_model = settings.text_model, settings.image_model
         self.device = text.device
+        self.precision = precision_name(image.compute_dtype)  # both resolve the same setting
         self.checkpoint = settings.fusion_checkpoint
         if self.checkpoint:
             self.fusion, config = load_checkpoint(self.checkpoint, self.device)
@@ -80,6 +81,7 @@ class Embedder:
                 name=settings.text_model,
                 pooling=settings.text_pooling,
                 max_length=settings.text_max_length,
+                precision=settings.encoder_precision,
             ),
             str(device),
         )
@@ -91,8 +93,15 @@ class Embedder:
                 image_size=settings.image_size,
                 batch_size=settings.batch_images(device.type),  # a movie with more goes in chunks
                 cuda_graphs=settings.cuda_graphs,
+                precision=settings.encoder_precision,
             ),
             str(device),
+        )
+        log.info(
+            "encoders on %s compute in %s (MOVIEREC_ENCODER_PRECISION=%s)",
+            device,
+            precision_name(image.compute_dtype),
+            settings.encoder_precision,
         )
         if image.graphed is not None:
             log.info("capturing CUDA graphs for batches of %s images", image.graphed.buckets)

@@ -1,5 +1,11 @@
 """The API end to end on SQLite and PostgreSQL (tiny encoders, real FAISS, real databases)."""
 
+import pytest
+import torch
+
+from app.search.embedder import Embedder
+from model.device import encoder_dtype, precision_name
+from tests.app.conftest import tiny_settings
 from tests.app.util import post_movie
 
 
@@ -119,9 +125,20 @@ def test_genre_groups_health_and_ready(client, catalog):
     ready = client.get("/ready").json()
     assert ready["status"] == "ready" and ready["index_consistent"] and ready["indexed"] == 6
     assert ready["fallback_model"] is True
+    assert ready["device"] == "cpu"
+    assert ready["encoder_precision"] == precision_name(encoder_dtype(torch.device("cpu")))
     client.app.state.movierec.index.remove([catalog[0]])  # the index lost a movie
     r = client.get("/ready")
     assert r.status_code == 503 and not r.json()["index_consistent"]
+
+
+@pytest.mark.parametrize("precision", ["fp32", "bf16"])
+def test_encoder_precision_setting_reaches_both_encoders(tiny_models, tmp_path, precision):
+    settings = tiny_settings(tiny_models, tmp_path, encoder_precision=precision)
+    embedder = Embedder.from_settings(settings)
+    dtypes = {embedder.text_encoder.compute_dtype, embedder.image_encoder.compute_dtype}
+    assert dtypes == {encoder_dtype(torch.device("cpu"), precision)}
+    assert embedder.precision == precision
 
 
 def test_openapi_docs_declare_error_bodies(client):

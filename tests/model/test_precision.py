@@ -1,0 +1,114 @@
+"""What the encoders compute in: bf16 on CUDA and AMX CPUs, fp32 elsewhere or when asked."""
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+import model.device
+from model.config import ImageEncoderConfig, TextEncoderConfig
+from model.device import autocast_context, encoder_dtype, precision_name
+from model.image import ImageEncoder
+from model.text import TextEncoder
+from tests.model.test_encoders import PLOTS, _images
+
+CPU = torch.device("cpu")
+
+
+def test_auto_is_bf16_on_cuda_and_amx_cpus_and_fp32_elsewhere(monkeypatch):
+    monkeypatch.setattr(model.device, "cpu_has_amx", lambda: True)
+    assert encoder_dtype(CPU) == torch.bfloat16
+    assert encoder_dtype(CPU, "fp32") == torch.float32
+    monkeypatch.setattr(model.device, "cpu_has_amx", lambda: False)
+    assert encoder_dtype(CPU) == torch.float32
+    assert encoder_dtype(CPU, "bf16") == torch.bfloat16
+    assert encoder_dtype(torch.device("cuda")) == torch.bfloat16
+    assert encoder_dtype(torch.device("cuda"), "fp32") == torch.float32
+    assert encoder_dtype(torch.device("mps")) == torch.float32
+
+
+def test_a_torch_without_the_amx_probe_counts_as_no_amx(monkeypatch):
+    monkeypatch.delattr(torch.cpu, "_is_amx_tile_supported", raising=False)
+    assert model.device.cpu_has_amx() is False
+
+
+def _matmul_weight_dtypes(module: nn.Module) -> set[torch.dtype]:
+    return {
+        m.weight.dtype for m in module.modules() if isinstance(m, nn.Linear | nn.Conv1d | nn.Conv2d)
+    }
+
+
+def _text(tiny_models, precision):
+    config = TextEncoderConfig(name=tiny_models["text_model"], precision=precision)
+    return TextEncoder(config, "cpu")
+
+
+def _image(tiny_models, precision):
+    config = ImageEncoderConfig(
+        name="test_efficientnet", weights=tiny_models["image_weights"], precision=precision
+    )
+    return ImageEncoder(config, "cpu")
+
+
+def _relative_change(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    return np.linalg.norm(a - b, axis=1) / np.linalg.norm(a, axis=1)
+
+
+def test_bf16_text_encoder_keeps_its_matmul_weights_in_bf16_and_equals_autocast(tiny_models):
+    fp32, bf16 = _text(tiny_models, "fp32"), _text(tiny_models, "bf16")
+    assert fp32.compute_dtype == torch.float32 and _matmul_weight_dtypes(fp32.model) == {
+        torch.float32
+    }
+    assert bf16.compute_dtype == torch.bfloat16
+    assert _matmul_weight_dtypes(bf16.model) == {torch.bfloat16}
+    assert bf16.model.embeddings.word_embeddings.weight.dtype == torch.float32  # lookups stay
+    reference = fp32.encode(PLOTS)
+    got = bf16.encode(PLOTS)
+    assert got.dtype == np.float32 and np.isfinite(got).all()
+    # bf16 really ran, and stayed close to fp32
+    assert not np.allclose(got, reference, rtol=0, atol=1e-6)
+    assert _relative_change(reference, got).max() < 0.05
+    # the weights stored in bf16 give what autocast alone gives (it casts them the same way)
+    fp32.compute_dtype = torch.bfloat16
+    np.testing.assert_array_equal(fp32.encode(PLOTS), got)
+
+
+def test_bf16_image_encoder_keeps_its_matmul_weights_in_bf16_and_equals_autocast(tiny_models):
+    fp32, bf16 = _image(tiny_models, "fp32"), _image(tiny_models, "bf16")
+    assert _matmul_weight_dtypes(fp32.model) == {torch.float32}
+    assert bf16.compute_dtype == torch.bfloat16
+    assert _matmul_weight_dtypes(bf16.model) == {torch.bfloat16}
+    images = _images(3)
+    reference = fp32.encode(images)
+    got = bf16.encode(images)
+    assert got.dtype == np.float32 and np.isfinite(got).all()
+    assert not np.allclose(got, reference, rtol=0, atol=1e-6)
+    assert _relative_change(reference, got).max() < 0.1
+    fp32.compute_dtype = torch.bfloat16
+    np.testing.assert_array_equal(fp32.encode(images), got)
+
+
+def test_fp32_runs_without_autocast():
+    with autocast_context(CPU, torch.float32):
+        assert not torch.is_autocast_enabled("cpu")
+    with autocast_context(CPU, torch.bfloat16):
+        assert torch.is_autocast_enabled("cpu")
+
+
+@pytest.mark.parametrize("precision", ["fp32", "bf16"])
+def test_feature_cache_records_the_precision_it_was_computed_in(tiny_models, precision, tmp_path):
+    from model.data import load_dataset
+    from model.features import compute_features
+    from tests.model.dataset_fixture import write_dataset
+
+    cache = compute_features(
+        load_dataset(write_dataset(tmp_path, n=4)),
+        text_model=tiny_models["text_model"],
+        image_model="test_efficientnet",
+        image_weights=tiny_models["image_weights"],
+        device="cpu",
+        precision=precision,
+        progress=False,
+    )
+    assert cache.meta["text_precision"] == cache.meta["image_precision"] == precision
+    assert precision_name(encoder_dtype(CPU, precision)) == precision
