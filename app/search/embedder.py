@@ -97,16 +97,17 @@ class Embedder:
             ),
             str(device),
         )
-        log.info(
-            "encoders on %s compute in %s (MOVIEREC_ENCODER_PRECISION=%s)",
-            device,
-            precision_name(image.compute_dtype),
-            settings.encoder_precision,
-        )
         if image.graphed is not None:
             log.info("capturing CUDA graphs for batches of %s images", image.graphed.buckets)
             image.graphed.capture_all()
-        return cls(text, image, settings)
+        embedder = cls(text, image, settings)
+        log.info(
+            "encoders on %s compute in %s (MOVIEREC_ENCODER_PRECISION=%s)",
+            device,
+            embedder.precision,
+            settings.encoder_precision,
+        )
+        return embedder
 
     @torch.inference_mode()
     def fuse(self, text: np.ndarray, image: np.ndarray) -> np.ndarray:
