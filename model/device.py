@@ -25,11 +25,14 @@ def resolve_device(requested: str | None = "auto") -> torch.device:
 
 
 def cpu_has_amx() -> bool:
-    """Whether this CPU has AMX tiles (Intel Xeon since Sapphire Rapids), on which oneDNN runs
-    bf16 matmuls and convolutions several times faster than fp32. Without bf16 hardware, bf16 on
-    a CPU is emulated and slower than fp32."""
-    probe = getattr(torch.cpu, "_is_amx_tile_supported", None)  # private; absent in old torch
-    return bool(probe is not None and probe())
+    """Whether this CPU has AMX tiles (Intel Xeon since Sapphire Rapids) and the kernel lets the
+    process use them (Linux 5.16+ grants it on request): oneDNN then runs bf16 matmuls and
+    convolutions much faster than fp32. Without bf16 hardware, bf16 on a CPU is emulated and
+    slower than fp32."""
+    # private torch probes, absent in older versions
+    supported = getattr(torch.cpu, "_is_amx_tile_supported", None)
+    request = getattr(torch.cpu, "_init_amx", None)
+    return bool(supported is not None and request is not None and supported() and request())
 
 
 def encoder_dtype(device: torch.device, precision: Precision = "auto") -> torch.dtype:

@@ -27,9 +27,18 @@ def test_auto_is_bf16_on_cuda_and_amx_cpus_and_fp32_elsewhere(monkeypatch):
     assert encoder_dtype(torch.device("mps")) == torch.float32
 
 
-def test_a_torch_without_the_amx_probe_counts_as_no_amx(monkeypatch):
-    monkeypatch.delattr(torch.cpu, "_is_amx_tile_supported", raising=False)
+@pytest.mark.parametrize("probe", ["_is_amx_tile_supported", "_init_amx"])
+def test_a_torch_without_an_amx_probe_counts_as_no_amx(monkeypatch, probe):
+    monkeypatch.delattr(torch.cpu, probe, raising=False)
     assert model.device.cpu_has_amx() is False
+
+
+def test_amx_the_kernel_refuses_counts_as_no_amx(monkeypatch):
+    monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: True)
+    monkeypatch.setattr(torch.cpu, "_init_amx", lambda: False)
+    assert model.device.cpu_has_amx() is False
+    monkeypatch.setattr(torch.cpu, "_init_amx", lambda: True)
+    assert model.device.cpu_has_amx() is True
 
 
 def _matmul_weight_dtypes(module: nn.Module) -> set[torch.dtype]:
