@@ -219,7 +219,8 @@ def stage_split(batch, models: dict[str, str], work: Path) -> tuple[dict, dict]:
         # since session 10 the plot is encoded while the images decode: the request thread's
         # wait for its embedding covers both, and the stages above overlap within it
         wrap(client.app.state.movierec.batcher, "embed_preparing", EMBED_WALL)
-        post(client, batch[0], "warm")  # first-call costs out of the way
+        for i, movie in enumerate(batch):  # first-call costs out of the way, as post_warm
+            post(client, movie, f"warm-{i}")
         acc.clear()
         started = time.perf_counter()
         for i, movie in enumerate(batch):
@@ -368,9 +369,14 @@ def ingest_server(models: dict[str, str], data_dir: Path, work: Path) -> Iterato
 
 
 def post_warm(server, batch) -> None:
-    """One POST first: first-call costs stay out of the measured passes."""
+    """Every movie once first, so first-call costs stay out of the measured passes. Every
+    movie, not one: bf16 encoders on a CPU have oneDNN build kernels for each new plot length
+    (about 5 ms for MiniLM, 6-10 ms for a BERT-base, once per length; docs/PERFORMANCE.md
+    section 3). A service meets each length once; passes over the same movies would charge it
+    to the first pass only, and the bare forward runs warm."""
     with httpx.Client(base_url=server.url, timeout=300) as c:
-        post(c, batch[0], "warm")
+        for i, movie in enumerate(batch):
+            post(c, movie, f"warm-{i}")
 
 
 def clients_pass(server, batch, clients: int, prefix: str = "") -> dict[str, float]:
