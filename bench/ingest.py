@@ -219,12 +219,10 @@ def stage_split(batch, models: dict[str, str], work: Path) -> tuple[dict, dict]:
         # since session 10 the plot is encoded while the images decode: the request thread's
         # wait for its embedding covers both, and the stages above overlap within it
         wrap(client.app.state.movierec.batcher, "embed_preparing", EMBED_WALL)
-        for i, movie in enumerate(batch):  # first-call costs out of the way, as post_warm
-            post(client, movie, f"warm-{i}")
+        post_each(client, batch, "warm-")  # first-call costs out of the way, as post_warm
         acc.clear()
         started = time.perf_counter()
-        for i, movie in enumerate(batch):
-            post(client, movie, f"split-{i}")
+        post_each(client, batch, "split-")
         total = time.perf_counter() - started
         stages = {k: 1e3 * v / len(batch) for k, v in acc.items()}
         embed_wall = stages.pop(EMBED_WALL)
@@ -324,6 +322,12 @@ def post(client, movie, external_id: str) -> None:
     assert r.status_code in (200, 201), r.text
 
 
+def post_each(client, batch, prefix: str) -> None:
+    """Every movie of `batch` once, one after another (external ids `prefix` + index)."""
+    for i, movie in enumerate(batch):
+        post(client, movie, f"{prefix}{i}")
+
+
 def run_clients(url: str, batch, clients: int, prefix: str = "") -> float:
     """Seconds for `clients` concurrent clients to ingest every movie of `batch` once (external
     ids `prefix` + m + index)."""
@@ -375,8 +379,7 @@ def post_warm(server, batch) -> None:
     section 3). A service meets each length once; passes over the same movies would charge it
     to the first pass only, and the bare forward runs warm."""
     with httpx.Client(base_url=server.url, timeout=300) as c:
-        for i, movie in enumerate(batch):
-            post(c, movie, f"warm-{i}")
+        post_each(c, batch, "warm-")
 
 
 def clients_pass(server, batch, clients: int, prefix: str = "") -> dict[str, float]:
