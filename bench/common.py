@@ -49,6 +49,20 @@ def pct(samples: np.ndarray, q: float) -> float:
     return float(np.percentile(samples, q))
 
 
+def sync(device) -> None:
+    """Wait for the device's queued work, so a timer around a CUDA call times the work."""
+    if device.type == "cuda":
+        import torch
+
+        torch.cuda.synchronize()
+
+
+def relative_change(reference: np.ndarray, other: np.ndarray) -> dict[str, float]:
+    """Each row's |other - reference| / |reference|: median, p99 and max."""
+    change = np.linalg.norm(other - reference, axis=1) / np.linalg.norm(reference, axis=1)
+    return {"median": pct(change, 50), "p99": pct(change, 99), "max": float(change.max())}
+
+
 def rss_mib(pid: int) -> float:
     """Resident memory of a process (Linux)."""
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():

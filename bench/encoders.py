@@ -18,7 +18,7 @@ from pathlib import Path
 
 import torch
 
-from bench.common import pct, save, timed
+from bench.common import pct, save, sync, timed
 from bench.ingest import encoder_settings, settings_from_env
 
 
@@ -53,11 +53,6 @@ def main() -> None:
     print("wrote", save(f"encoders-{args.device.replace(':', '')}-{args.encoders}", results))
 
 
-def _sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize()
-
-
 def text_costs(emb, plots: list[str], repeat: int) -> dict:
     enc = emb.text_encoder
     param_device = str(next(enc.model.parameters()).device)
@@ -72,7 +67,7 @@ def text_costs(emb, plots: list[str], repeat: int) -> dict:
 
         def forward(chunk: list[str] = chunk, batch: int = batch) -> None:
             enc.encode(chunk, batch_size=batch)
-            _sync(enc.device)
+            sync(enc.device)
 
         forward()  # warm-up
         total = timed(forward, repeat)
@@ -104,7 +99,7 @@ def image_costs(emb, images: list, repeat: int) -> dict:
 
             def forward(chunk: torch.Tensor = chunk) -> None:
                 enc.encode_tensors(chunk)
-                _sync(enc.device)
+                sync(enc.device)
 
             forward()
             seconds = timed(forward, repeat)

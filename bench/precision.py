@@ -29,7 +29,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from bench.common import pct, save
+from bench.common import pct, relative_change, save, sync
 from bench.ingest import encoder_settings, settings_from_env
 
 PRECISIONS = ("fp32", "bf16")
@@ -89,21 +89,16 @@ def _movie_inputs(emb, movies) -> list[tuple[str, torch.Tensor]]:
     ]
 
 
-def _sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize()
-
-
 def _time_movies(emb, inputs) -> dict[str, float]:
     """Median ms per movie of each tower, one movie per call."""
     text, image = [], []
     for plot, pixels in inputs:
         start = time.perf_counter()
         emb.text_encoder.encode([plot])
-        _sync(emb.device)
+        sync(emb.device)
         middle = time.perf_counter()
         emb.image_encoder.encode_tensors(pixels)
-        _sync(emb.device)
+        sync(emb.device)
         text.append(middle - start)
         image.append(time.perf_counter() - middle)
     both = np.add(text, image)
@@ -151,15 +146,12 @@ def _features(emb, movies) -> tuple[np.ndarray, np.ndarray]:
     return text, image
 
 
-def _relative_change(reference: np.ndarray, other: np.ndarray) -> dict[str, float]:
-    change = np.linalg.norm(other - reference, axis=1) / np.linalg.norm(reference, axis=1)
-    return {"median": pct(change, 50), "p99": pct(change, 99), "max": float(change.max())}
-
-
 def _neighbours(vectors: np.ndarray) -> np.ndarray:
+    from model.metrics import rank_catalogue
+
     scores = vectors @ vectors.T
     np.fill_diagonal(scores, -np.inf)
-    return np.argsort(-scores, axis=1)[:, :NEIGHBOURS]
+    return rank_catalogue(scores)[:, :NEIGHBOURS]
 
 
 def _overlap(a: np.ndarray, b: np.ndarray) -> dict[str, float]:
@@ -180,8 +172,8 @@ def quality(embedders: dict, dataset, movies) -> dict:
     relevant = relevance(dataset)
     out: dict = {
         "movies": len(movies),
-        "text_change": _relative_change(feats["fp32"][0], feats["bf16"][0]),
-        "image_change": _relative_change(feats["fp32"][1], feats["bf16"][1]),
+        "text_change": relative_change(feats["fp32"][0], feats["bf16"][0]),
+        "image_change": relative_change(feats["fp32"][1], feats["bf16"][1]),
     }
     for name in methods:
         out[name] = {

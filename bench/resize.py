@@ -23,7 +23,7 @@ import numpy as np
 import timm.data
 from PIL import Image
 
-from bench.common import save
+from bench.common import relative_change, save
 from model.crop_resize import CropResize, resize_and_crop
 
 # Lite0's and b7's own eval settings (timm's pretrained configs)
@@ -110,14 +110,10 @@ def feature_change(sets: dict[str, list]) -> dict:
         batch = torch.from_numpy(np.stack([np.asarray(p) for p in pixels])).permute(0, 3, 1, 2)
         return enc.encode_tensors(batch.contiguous())
 
-    def change(a: np.ndarray, b: np.ndarray) -> dict:
-        rel = np.linalg.norm(a - b, axis=1) / np.linalg.norm(a, axis=1)
-        return {"median": float(np.median(rel)), "max": float(rel.max())}
-
     out = {}
     for name, images in sets.items():
         timm_pixels = [crop.whole(i) for i in images]
-        out[name] = change(features(timm_pixels), features([crop(i) for i in images]))
+        out[name] = relative_change(features(timm_pixels), features([crop(i) for i in images]))
         changed = [
             np.abs(np.asarray(a, dtype=int) - np.asarray(crop(i))).mean()
             for a, i in zip(timm_pixels, images, strict=True)
@@ -125,7 +121,8 @@ def feature_change(sets: dict[str, list]) -> dict:
         out[name]["mean_pixel_change_levels"] = float(np.mean(changed))
     resaved = [crop.whole(jpeg_resave(i)) for i in sets["dev posters"]]
     timm_pixels = [crop.whole(i) for i in sets["dev posters"]]
-    out["jpeg q90 re-save (dev posters)"] = change(features(timm_pixels), features(resaved))
+    jpeg = relative_change(features(timm_pixels), features(resaved))
+    out["jpeg q90 re-save (dev posters)"] = jpeg
     return out
 
 

@@ -36,7 +36,6 @@ class Embedder:
         self.text_encoder, self.image_encoder = text, image
         self.text_model, self.image_model = settings.text_model, settings.image_model
         self.device = text.device
-        self.precision = precision_name(image.compute_dtype)  # both resolve the same setting
         self.checkpoint = settings.fusion_checkpoint
         if self.checkpoint:
             self.fusion, config = load_checkpoint(self.checkpoint, self.device)
@@ -67,6 +66,11 @@ class Embedder:
                 self.model_version,
             )
         self.out_dim = 256
+
+    @property
+    def precision(self) -> str:
+        """What the encoders compute in (both resolve the same setting): fp32 or bf16."""
+        return precision_name(self.image_encoder.compute_dtype)
 
     @property
     def feature_dims(self) -> tuple[int, int]:

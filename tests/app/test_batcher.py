@@ -240,21 +240,6 @@ def test_a_movie_failing_on_the_spare_fails_alone(tiny_embedder, movie, monkeypa
     assert (b.stats.movies, b.stats.images) == (2, 4)
 
 
-@needs_two_threads
-def test_close_finishes_the_spares_movie_and_stops_both_workers(tiny_embedder, movie):
-    b = EmbedBatcher(tiny_embedder, max_images=2, overlap_prepare=False, spare_worker=True)
-    with ThreadPoolExecutor(3) as pool:
-        with b.device_lock:
-            queued = [pool.submit(b.embed, PLOTS[i], movie(i, 2), wait=10) for i in range(3)]
-            wait_until(lambda: b.queued() == 2)
-            closing = pool.submit(b.close)
-        closing.result(timeout=60)
-        assert all(f.result(timeout=1).vector.shape == (256,) for f in queued)
-    assert b._spare is not None and not b._spare.is_alive() and not b._thread.is_alive()
-    with pytest.raises(ServiceUnavailable):
-        b.embed(PLOTS[0], movie(0, 1), wait=1)
-
-
 def test_a_movie_whose_images_fail_raises_its_own_error_and_leaves_the_batch(batcher, movie):
     class BadUpload(ValueError):
         pass
@@ -315,15 +300,33 @@ def test_images_cap_splits_batches(tiny_embedder, movie):
         b.close()
 
 
-def test_close_finishes_queued_work_then_refuses(tiny_embedder, movie):
-    b = EmbedBatcher(tiny_embedder, max_pending=4)
-    with ThreadPoolExecutor(2) as pool:
+@pytest.mark.parametrize(
+    "spare, movies, images",
+    [
+        pytest.param(False, 2, 1, id="one worker"),
+        # three movies of 2 images, 2 to a batch: one goes to the spare, which close() must let
+        # finish before it stops both workers
+        pytest.param(True, 3, 2, id="with the spare", marks=needs_two_threads),
+    ],
+)
+def test_close_finishes_queued_work_then_refuses(tiny_embedder, movie, spare, movies, images):
+    b = EmbedBatcher(
+        tiny_embedder, max_images=2, max_pending=4, overlap_prepare=not spare, spare_worker=spare
+    )
+    with ThreadPoolExecutor(movies) as pool:
         with b.device_lock:
-            queued = [pool.submit(b.embed, PLOTS[i], movie(i, 1), wait=10) for i in range(2)]
-            wait_until(lambda: b.queued() == 1)
+            queued = [
+                pool.submit(b.embed, PLOTS[i], movie(i, images), wait=10) for i in range(movies)
+            ]
+            wait_until(lambda: b.queued() == movies - 1)
             closing = pool.submit(b.close)
         closing.result(timeout=60)
         assert all(f.result(timeout=1).vector.shape == (256,) for f in queued)
+    assert not b._thread.is_alive()
+    if spare:
+        assert b._spare is not None and not b._spare.is_alive()
+    else:
+        assert b._spare is None
     with pytest.raises(ServiceUnavailable):
         b.embed(PLOTS[0], movie(0, 1), wait=1)
 

@@ -6,6 +6,7 @@ import torch
 from torch import nn
 
 import model.device
+from bench.common import relative_change
 from model.config import ImageEncoderConfig, TextEncoderConfig
 from model.device import autocast_context, encoder_dtype, precision_name
 from model.image import ImageEncoder
@@ -59,42 +60,32 @@ def _image(tiny_models, precision):
     return ImageEncoder(config, "cpu")
 
 
-def _relative_change(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    return np.linalg.norm(a - b, axis=1) / np.linalg.norm(a, axis=1)
+# tower: (its encoder for a precision, inputs, the largest relative change bf16 may make)
+TOWERS = {"text": (_text, lambda: PLOTS, 0.05), "image": (_image, lambda: _images(3), 0.1)}
 
 
-def test_bf16_text_encoder_keeps_its_matmul_weights_in_bf16_and_equals_autocast(tiny_models):
-    fp32, bf16 = _text(tiny_models, "fp32"), _text(tiny_models, "bf16")
-    assert fp32.compute_dtype == torch.float32 and _matmul_weight_dtypes(fp32.model) == {
-        torch.float32
-    }
-    assert bf16.compute_dtype == torch.bfloat16
-    assert _matmul_weight_dtypes(bf16.model) == {torch.bfloat16}
-    assert bf16.model.embeddings.word_embeddings.weight.dtype == torch.float32  # lookups stay
-    reference = fp32.encode(PLOTS)
-    got = bf16.encode(PLOTS)
-    assert got.dtype == np.float32 and np.isfinite(got).all()
-    # bf16 really ran, and stayed close to fp32
-    assert not np.allclose(got, reference, rtol=0, atol=1e-6)
-    assert _relative_change(reference, got).max() < 0.05
-    # the weights stored in bf16 give what autocast alone gives (it casts them the same way)
-    fp32.compute_dtype = torch.bfloat16
-    np.testing.assert_array_equal(fp32.encode(PLOTS), got)
-
-
-def test_bf16_image_encoder_keeps_its_matmul_weights_in_bf16_and_equals_autocast(tiny_models):
-    fp32, bf16 = _image(tiny_models, "fp32"), _image(tiny_models, "bf16")
+@pytest.mark.parametrize("tower", TOWERS)
+def test_bf16_encoder_keeps_its_matmul_weights_in_bf16_and_equals_autocast(tiny_models, tower):
+    build, inputs, largest_change = TOWERS[tower]
+    fp32, bf16 = build(tiny_models, "fp32"), build(tiny_models, "bf16")
+    assert fp32.compute_dtype == torch.float32
     assert _matmul_weight_dtypes(fp32.model) == {torch.float32}
     assert bf16.compute_dtype == torch.bfloat16
     assert _matmul_weight_dtypes(bf16.model) == {torch.bfloat16}
-    images = _images(3)
-    reference = fp32.encode(images)
-    got = bf16.encode(images)
+    reference = fp32.encode(inputs())
+    got = bf16.encode(inputs())
     assert got.dtype == np.float32 and np.isfinite(got).all()
+    # bf16 really ran, and stayed close to fp32
     assert not np.allclose(got, reference, rtol=0, atol=1e-6)
-    assert _relative_change(reference, got).max() < 0.1
+    assert relative_change(reference, got)["max"] < largest_change
+    # the weights stored in bf16 give what autocast alone gives (it casts them the same way)
     fp32.compute_dtype = torch.bfloat16
-    np.testing.assert_array_equal(fp32.encode(images), got)
+    np.testing.assert_array_equal(fp32.encode(inputs()), got)
+
+
+def test_bf16_text_encoder_keeps_its_embedding_lookups_in_fp32(tiny_models):
+    embeddings = _text(tiny_models, "bf16").model.embeddings
+    assert embeddings.word_embeddings.weight.dtype == torch.float32  # no matmul: nothing to gain
 
 
 def test_fp32_runs_without_autocast():
