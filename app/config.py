@@ -40,8 +40,9 @@ class Settings(BaseSettings):
     # the memory of one batch) instead of launching its kernels from Python for every batch.
     # Off until bench/gpu.sh has measured it (docs/PERFORMANCE.md, "Not measured yet")
     cuda_graphs: bool = False
-    # what the encoders compute in: auto is bf16 on CUDA and on CPUs with AMX (Intel Xeon since
-    # Sapphire Rapids), fp32 elsewhere (model.device.encoder_dtype)
+    # what the encoders compute in: auto is bf16 on CUDA and on CPUs with bf16 in hardware (AMX:
+    # Intel Xeon since Sapphire Rapids; AVX512-BF16: AMD since Zen 4), fp32 elsewhere, where
+    # bf16 is emulated and slower (model.device.encoder_dtype)
     encoder_precision: Precision = "auto"
     genre_map_file: Path | None = None  # JSON {"genre name": group id}
 

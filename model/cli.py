@@ -44,8 +44,8 @@ def add_model_commands(sub: argparse._SubParsersAction) -> None:
         "--precision",
         choices=get_args(Precision),
         default="auto",
-        help="what the encoders compute in; auto: bf16 on CUDA and on CPUs with AMX, else fp32 "
-        "(match the service's MOVIEREC_ENCODER_PRECISION)",
+        help="what the encoders compute in; auto: bf16 on CUDA and on CPUs with bf16 in hardware "
+        "(AMX, AVX512-BF16), else fp32 (match the service's MOVIEREC_ENCODER_PRECISION)",
     )
     p.set_defaults(func=cmd_features)
 

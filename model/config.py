@@ -10,8 +10,8 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, Literal, get_args
 
 Pooling = Literal["cls", "mean"]
-# What the frozen encoders compute in; auto: bf16 on CUDA and on CPUs with AMX, else fp32
-# (model.device.encoder_dtype)
+# What the frozen encoders compute in; auto: bf16 on CUDA and on CPUs with bf16 in hardware (AMX,
+# AVX512-BF16), else fp32 (model.device.encoder_dtype)
 Precision = Literal["auto", "fp32", "bf16"]
 
 # Production defaults (thesis winners). Tests and laptops swap in local dirs / small models.

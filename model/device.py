@@ -24,26 +24,35 @@ def resolve_device(requested: str | None = "auto") -> torch.device:
     return torch.device(requested)
 
 
+def _torch_cpu_probe(name: str) -> bool:
+    """One of torch.cpu's private feature probes; False where this torch lacks it."""
+    probe = getattr(torch.cpu, name, None)
+    return bool(probe is not None and probe())
+
+
 def cpu_has_amx() -> bool:
     """Whether this CPU has AMX tiles (Intel Xeon since Sapphire Rapids) and the kernel lets the
-    process use them (Linux 5.16+ grants it on request): oneDNN then runs bf16 matmuls and
-    convolutions much faster than fp32. Without bf16 hardware, bf16 on a CPU is emulated and
-    slower than fp32."""
-    # private torch probes, absent in older versions
-    supported = getattr(torch.cpu, "_is_amx_tile_supported", None)
-    request = getattr(torch.cpu, "_init_amx", None)
-    return bool(supported is not None and request is not None and supported() and request())
+    process use them (Linux 5.16+ grants it on request)."""
+    return _torch_cpu_probe("_is_amx_tile_supported") and _torch_cpu_probe("_init_amx")
+
+
+def cpu_has_native_bf16() -> bool:
+    """Whether this CPU multiplies bf16 in hardware: AMX (above) or AVX512-BF16 (AMD EPYC and
+    Ryzen since Zen 4, Intel Xeon Cooper Lake). oneDNN then runs bf16 matmuls and convolutions
+    faster than fp32; elsewhere bf16 on a CPU is emulated and slower than fp32."""
+    return cpu_has_amx() or _torch_cpu_probe("_is_avx512_bf16_supported")
 
 
 def encoder_dtype(device: torch.device, precision: Precision = "auto") -> torch.dtype:
-    """The dtype the frozen encoders compute in. auto: bf16 on CUDA and on CPUs with AMX (on 2
-    AMX cores 1.4-1.7x faster per movie, the dev encoders and KoBERT/b7 shapes alike, features
-    a few % apart; docs/PERFORMANCE.md section 3), fp32 elsewhere (MPS, CPUs without AMX)."""
+    """The dtype the frozen encoders compute in. auto: bf16 on CUDA and on CPUs with bf16 in
+    hardware (per movie on 2 cores 1.4-1.7x faster with AMX and 1.6x with AVX512-BF16 alone, the
+    dev encoders and KoBERT/b7 shapes alike, features a few % apart; docs/PERFORMANCE.md
+    section 3), fp32 elsewhere (MPS, other CPUs)."""
     if precision == "fp32":
         return torch.float32
     if precision == "bf16":
         return torch.bfloat16
-    if device.type == "cuda" or (device.type == "cpu" and cpu_has_amx()):
+    if device.type == "cuda" or (device.type == "cpu" and cpu_has_native_bf16()):
         return torch.bfloat16
     return torch.float32
 

@@ -101,3 +101,28 @@ def test_precision_bench(tmp_path):
     quality = out["quality"]
     assert 0 < quality["image_change"]["median"] < 0.5  # bf16 moved the features, not far
     assert 0 <= quality["fallback"]["top20_overlap"]["mean"] <= 1
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not (DATASET.is_dir() and MINILM.is_dir()), reason=SHARED_REASON)
+def test_ab_bench_runs_both_start_orders(tmp_path):
+    args = ("--movies", "2", "--images-per-movie", "1", "--clients", "1", "--rounds", "2")
+    settings = ("--a", "MOVIEREC_ENCODER_PRECISION=fp32", "--b", "MOVIEREC_ENCODER_PRECISION=bf16")
+    run_bench("bench.ab", *args, *settings, "--tag", "smoke", results=tmp_path)
+    out = json.loads((tmp_path / "ab-smoke.json").read_text())
+    assert out["settings"]["b"] == {"MOVIEREC_ENCODER_PRECISION": "bf16"}
+    ratio = out["b_vs_a"]["1"]
+    for order in ("a_started_first", "b_started_first"):
+        assert len(ratio[order]["per_round"]) == 2
+    low, high = sorted(ratio[o]["median"] for o in ("a_started_first", "b_started_first"))
+    assert low <= ratio["both_orders"] <= high
+
+
+def test_ab_bench_refuses_a_setting_the_service_does_not_have(tmp_path):
+    env = {**os.environ, "MOVIEREC_BENCH_RESULTS": str(tmp_path)}
+    done = subprocess.run(
+        [sys.executable, "-m", "bench.ab", "--b", "MOVIEREC_ENCODER_PRECISON=bf16"],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert done.returncode != 0 and "MOVIEREC_ENCODER_PRECISON" in done.stderr
+    assert not list(tmp_path.iterdir())
