@@ -88,11 +88,8 @@ def ab_rounds(batch, args: argparse.Namespace, variants: dict, order: tuple[str,
         models = encoder_settings(args.encoders, work) | {"MOVIEREC_DEVICE": args.device}
         servers = {}
         for name in order:
-            (work / f"logs-{name}").mkdir()
             env = models | variants[name]
-            servers[name] = stack.enter_context(
-                ingest_server(env, work / name, work / f"logs-{name}")
-            )
+            servers[name] = stack.enter_context(ingest_server(env, work / name, work))
             post_warm(servers[name], batch)
         for r in range(args.rounds):
             row = {}

@@ -355,7 +355,8 @@ def run_clients(url: str, batch, clients: int, prefix: str = "") -> float:
 @contextlib.contextmanager
 def ingest_server(models: dict[str, str], data_dir: Path, work: Path) -> Iterator:
     """A real uvicorn with these encoders and room for 8 clients' queued movies; stopped on
-    exit."""
+    exit. Its log goes to work/logs-<data_dir's name>: servers running side by side (bench.ab,
+    bench.allocator) would otherwise write over each other's."""
     from tests.app.server import ServerProcess
 
     env = {
@@ -364,7 +365,9 @@ def ingest_server(models: dict[str, str], data_dir: Path, work: Path) -> Iterato
         "MOVIEREC_INGEST_WAIT_SECONDS": "120",
         "MOVIEREC_MAX_PENDING_INGESTS": "32",
     }
-    server = ServerProcess(env, work)
+    logs = work / f"logs-{data_dir.name}"
+    logs.mkdir(parents=True, exist_ok=True)
+    server = ServerProcess(env, logs)
     server.start(timeout=300)
     try:
         yield server
