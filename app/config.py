@@ -71,6 +71,10 @@ class Settings(BaseSettings):
     # where a bigger batch costs more per image (docs/PERFORMANCE.md, "Encoder cost by batch size")
     ingest_batch_images: int | None = Field(default=None, ge=1)
     ingest_batch_wait_ms: float = 0.0  # extra wait for more movies before a batch (GPU, bursts)
+    # CPU encoders only: a second embedding worker takes waiting movies while the first is busy,
+    # both on half the cores (8 clients 1.1-1.65x the movies/s on 2 cores; unmeasured on many
+    # cores, where `python -m bench.ab --b MOVIEREC_SPARE_EMBED_WORKER=false` tells)
+    spare_embed_worker: bool = True
     card_cache_size: int = 20_000  # movies whose cards the similar path keeps in memory; 0: off
     # glibc only: freed heap memory each malloc arena keeps for reuse instead of trimming it; the
     # embedding worker otherwise re-faults its activations' pages on every forward (app/allocator)

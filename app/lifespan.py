@@ -78,7 +78,7 @@ def build_state(settings: Settings, embedder: Embedder | None = None) -> AppStat
             # decode beside the encoders only where they run on other hardware than the decode
             overlap_prepare=embedder.device.type != "cpu",
             # on a CPU, two forwards on half the cores each while movies wait
-            spare_worker=embedder.device.type == "cpu",
+            spare_worker=settings.spare_embed_worker and embedder.device.type == "cpu",
         ),
     )
     stale = stale_vector_count(state)

@@ -141,6 +141,13 @@ def test_encoder_precision_setting_reaches_both_encoders(tiny_models, tmp_path, 
     assert embedder.precision == precision
 
 
+@pytest.mark.skipif(torch.get_num_threads() < 2, reason="one torch thread: never a spare")
+@pytest.mark.parametrize("spare", [True, False])
+def test_spare_embed_worker_setting_reaches_the_batcher(make_client, spare):
+    batcher = make_client(spare_embed_worker=spare).app.state.movierec.batcher
+    assert (batcher._spare is not None) is spare
+
+
 def test_openapi_docs_declare_error_bodies(client):
     spec = client.get("/openapi.json").json()
     assert "ErrorBody" in spec["components"]["schemas"]
