@@ -47,9 +47,7 @@ def main() -> None:
         parser.error("A and B have the same settings: give --a and/or --b")
     batch = batch_from_args(args)
     orders = {"a_started_first": ("a", "b"), "b_started_first": ("b", "a")}
-    runs = {
-        name: ab_rounds(batch, args, variants, order) for name, order in orders.items()
-    }
+    runs = {name: ab_rounds(batch, args, variants, order) for name, order in orders.items()}
     results: dict = {
         "settings": variants,
         "encoders": args.encoders,
