@@ -7,10 +7,10 @@
 Both servers run the same code on the same machine and take turns: in each round every client
 count posts the same movies to A and to B, in an order that alternates between rounds, so this
 shared machine's drift hits both alike. The whole A/B runs twice, once with A's server started
-first and once with B's: on the development machine the server started first ran about 12 %
-slower with one client whichever build it ran (docs/PERFORMANCE.md section 3), so a one-way
-A/B can carry that bias. Reports B's movies/s over A's per round, the median of each start
-order and the geometric mean of the two medians.
+first and once with B's: on session 13's development machine the server started first ran
+about 12 % slower with one client whichever build it ran (docs/PERFORMANCE.md section 3; on
+session 14's, little), so a one-way A/B can carry that bias. Reports B's movies/s over A's per
+round, the median of each start order and the geometric mean of the two medians.
 """
 
 from __future__ import annotations
