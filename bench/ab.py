@@ -10,7 +10,9 @@ shared machine's drift hits both alike. The whole A/B runs twice, once with A's 
 first and once with B's: on session 13's development machine the server started first ran
 about 12 % slower with one client whichever build it ran (docs/PERFORMANCE.md section 3; on
 session 14's, little), so a one-way A/B can carry that bias. Reports B's movies/s over A's per
-round, the median of each start order and the geometric mean of the two medians.
+round, the median of each start order and the geometric mean of the two medians. Both servers
+stay up throughout, so a setting that keeps an idle server busy slows the other one and cannot
+be A/B'd this way.
 """
 
 from __future__ import annotations
