@@ -49,7 +49,13 @@ def main() -> None:
         parser.error("A and B have the same settings: give --a and/or --b")
     batch = batch_from_args(args)
     orders = {"a_started_first": ("a", "b"), "b_started_first": ("b", "a")}
-    runs = {name: ab_rounds(batch, args, variants, order) for name, order in orders.items()}
+    with tempfile.TemporaryDirectory() as tmp:
+        work = Path(tmp)
+        models = encoder_settings(args.encoders, work) | {"MOVIEREC_DEVICE": args.device}
+        envs = {name: models | settings for name, settings in variants.items()}
+        runs = {
+            name: ab_rounds(batch, args, envs, order, work / name) for name, order in orders.items()
+        }
     results: dict = {
         "settings": variants,
         "encoders": args.encoders,
@@ -79,17 +85,17 @@ def settings_from_args(pairs: list[str]) -> dict[str, str]:
     return settings
 
 
-def ab_rounds(batch, args: argparse.Namespace, variants: dict, order: tuple[str, str]) -> list:
-    """Start both servers in `order`, warm each with every movie, then `args.rounds` rounds of
-    every client count on both; returns movies/s per round as {"a_1": .., "b_1": .., ...}."""
+def ab_rounds(
+    batch, args: argparse.Namespace, envs: dict, order: tuple[str, str], work: Path
+) -> list:
+    """Start both servers (`envs`: each one's MOVIEREC_* variables) in `order`, with fresh data
+    under `work`, warm each with every movie, then `args.rounds` rounds of every client count on
+    both; returns movies/s per round as {"a_1": .., "b_1": .., ...}."""
     rounds = []
-    with tempfile.TemporaryDirectory() as tmp, contextlib.ExitStack() as stack:
-        work = Path(tmp)
-        models = encoder_settings(args.encoders, work) | {"MOVIEREC_DEVICE": args.device}
+    with contextlib.ExitStack() as stack:
         servers = {}
         for name in order:
-            env = models | variants[name]
-            servers[name] = stack.enter_context(ingest_server(env, work / name, work))
+            servers[name] = stack.enter_context(ingest_server(envs[name], work / name, work))
             post_warm(servers[name], batch)
         for r in range(args.rounds):
             row = {}

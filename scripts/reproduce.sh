@@ -21,7 +21,7 @@ start=$(date +%s)
 [ -f "$OUT/features.safetensors" ] || $MR features "$DATA" --out "$OUT/features.safetensors" \
   --text-model "$SHARED/models/all-MiniLM-L6-v2" --image-model tf_efficientnet_lite0 \
   --image-weights "$SHARED/models/tf_efficientnet_lite0/model.safetensors" \
-  --precision fp32  # the documented figures were computed in fp32 (auto is bf16 on AMX CPUs)
+  --precision fp32  # the documented figures were computed in fp32 (auto is bf16 on CPUs with bf16 in hardware)
 feat=$(date +%s)
 train() { # name loss head; a finished checkpoint is kept, so a rerun resumes where it stopped
   [ -f "$OUT/$1/config.json" ] && return 0

@@ -9,7 +9,7 @@ from torch import nn
 import model.device
 from bench.common import relative_change
 from model.config import ImageEncoderConfig, TextEncoderConfig
-from model.device import autocast_context, encoder_dtype, precision_name
+from model.device import autocast_context, encoder_dtype
 from model.image import ImageEncoder
 from model.text import TextEncoder
 from tests.model.test_encoders import PLOTS, _images
@@ -130,4 +130,3 @@ def test_feature_cache_records_the_precision_it_was_computed_in(tiny_models, pre
         progress=False,
     )
     assert cache.meta["text_precision"] == cache.meta["image_precision"] == precision
-    assert precision_name(encoder_dtype(CPU, precision)) == precision
