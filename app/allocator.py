@@ -19,6 +19,19 @@ the service than the same forward in a main thread, whose heap keeps its pages
 
 The cost is resident memory: each arena keeps its high-water mark, 58 MiB more for the service
 with the dev encoders. Only glibc has these knobs; elsewhere this does nothing.
+
+Blocks over 32 MiB are still `mmap`ed and unmapped every time: EfficientNet-b7 at 600 px has
+activations of 35-100 MiB for a movie's images, and the service faulted 250,000 pages (1 GB) per
+movie back in, a sixth of its CPU time in the kernel. A thread's arena cannot keep them either:
+glibc maps any block too big for a 64 MiB thread heap directly, whatever `M_MMAP_MAX` says.
+`keep_large_blocks` therefore puts every thread on the main arena, whose heap has no such bound,
+and turns `mmap`ed blocks off: on 2 CPU cores with KoBERT/b7 shapes one client ingested 1.40x
+the movies/s and eight 1.22x (docs/PERFORMANCE.md section 3). The costs: one arena lock shared
+by every thread, and a freed large block stays resident until reused unless it sits at the top
+of the heap. So the service turns it on only where it pays (`app.lifespan.keeps_large_blocks`):
+CPU encoders whose forward writes tensors too big for a thread heap. With smaller ones (b7 at
+300 px, Lite0) nothing was unmapped, and the shared arena cost 0.90-1.00x; on a GPU the
+activations live in CUDA's own allocator.
 """
 
 from __future__ import annotations
@@ -31,7 +44,8 @@ import platform
 log = logging.getLogger("movierec.allocator")
 
 MiB = 1024 * 1024
-M_TRIM_THRESHOLD, M_TOP_PAD, M_MMAP_THRESHOLD = -1, -2, -3  # mallopt parameters (malloc.h)
+# mallopt parameters (malloc.h)
+M_TRIM_THRESHOLD, M_TOP_PAD, M_MMAP_THRESHOLD, M_MMAP_MAX, M_ARENA_MAX = -1, -2, -3, -4, -8
 THREAD_HEAP = 64 * MiB  # glibc's HEAP_MAX_SIZE on 64-bit
 MMAP_THRESHOLD_CEILING = THREAD_HEAP // 2  # the most M_MMAP_THRESHOLD accepts
 
@@ -39,17 +53,31 @@ MMAP_THRESHOLD_CEILING = THREAD_HEAP // 2  # the most M_MMAP_THRESHOLD accepts
 def keep_freed_memory(trim_threshold_mib: int) -> bool:
     """Make glibc keep freed memory (see the module docstring); 0 leaves its defaults.
     Process-wide, for blocks allocated from now on. Returns whether the setting took."""
-    if trim_threshold_mib <= 0 or platform.libc_ver()[0] != "glibc":
+    if trim_threshold_mib <= 0:
         return False
-    libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
-    took = all(
-        libc.mallopt(param, value) == 1
-        for param, value in (
-            (M_MMAP_THRESHOLD, MMAP_THRESHOLD_CEILING),
-            (M_TRIM_THRESHOLD, trim_threshold_mib * MiB),
-            (M_TOP_PAD, THREAD_HEAP),
-        )
+    took = _mallopt(
+        (M_MMAP_THRESHOLD, MMAP_THRESHOLD_CEILING),
+        (M_TRIM_THRESHOLD, trim_threshold_mib * MiB),
+        (M_TOP_PAD, THREAD_HEAP),
     )
-    if not took:
+    if took is False:
         log.warning("glibc refused mallopt: freed memory goes back to the kernel as before")
-    return took
+    return bool(took)
+
+
+def keep_large_blocks() -> bool:
+    """Serve blocks over 32 MiB from the heap too: every thread on the main arena, no `mmap`ed
+    blocks (see the module docstring). Call it before the process starts its second thread: a
+    thread that has allocated keeps its arena. Returns whether the setting took."""
+    took = _mallopt((M_ARENA_MAX, 1), (M_MMAP_MAX, 0))
+    if took is False:
+        log.warning("glibc refused mallopt: blocks over 32 MiB are mmap'ed as before")
+    return bool(took)
+
+
+def _mallopt(*settings: tuple[int, int]) -> bool | None:
+    """Every (parameter, value) through glibc's mallopt: whether all took; None off glibc."""
+    if platform.libc_ver()[0] != "glibc":
+        return None
+    libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+    return all(libc.mallopt(param, value) == 1 for param, value in settings)

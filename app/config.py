@@ -67,6 +67,10 @@ class Settings(BaseSettings):
     max_plot_chars: int = 20_000
     max_pending_ingests: int = 32  # movies queued for the encoders; beyond, POST waits, then 429
     ingest_wait_seconds: float = 5.0  # a waiting ingest gives up with 429 after this
+    # a write slower than this logs where its time went; None: 4x what the encoders take for a
+    # warm movie of two images at start-up, at least 1 s (KoBERT and b7 at 600 px on 2 CPU cores
+    # take about 1 s for a movie, a GPU tens of milliseconds)
+    slow_write_seconds: float | None = Field(default=None, gt=0)
     # images per encoder call when concurrent ingests are batched; None: 32 on a GPU, 4 on a CPU,
     # where a bigger batch costs more per image (docs/PERFORMANCE.md, "Encoder cost by batch size")
     ingest_batch_images: int | None = Field(default=None, ge=1)
@@ -79,6 +83,10 @@ class Settings(BaseSettings):
     # glibc only: freed heap memory each malloc arena keeps for reuse instead of trimming it; the
     # embedding worker otherwise re-faults its activations' pages on every forward (app/allocator)
     malloc_keep_freed_mib: int = Field(default=256, ge=0)
+    # glibc only: blocks over 32 MiB (b7 at 600 px's activations) stay in the heap too, with one
+    # malloc arena for every thread (app/allocator); None: on for CPU encoders whose image forward
+    # writes tensors bigger than a thread's 64 MiB heap (b7 at 600 px; not at 300 px, not Lite0)
+    malloc_keep_large_blocks: bool | None = None
     # start-up's objects (the models) out of full garbage collections, which otherwise stall
     # every request for 0.3-0.4 s each (app/gc_freeze)
     gc_freeze: bool = True
@@ -97,6 +105,13 @@ class Settings(BaseSettings):
         if self.ingest_batch_images is not None:
             return self.ingest_batch_images
         return 32 if device_type == "cuda" else 4
+
+    def slow_write_limit(self, warm_movie_seconds: float) -> float:
+        """Seconds past which a write logs where its time went: the setting, or 4x the encoders'
+        time for a warm movie of two images (so only a write well off its encoders' pace logs)."""
+        if self.slow_write_seconds is not None:
+            return self.slow_write_seconds
+        return max(1.0, 4 * warm_movie_seconds)
 
     @property
     def index_dir(self) -> Path:

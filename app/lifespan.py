@@ -10,10 +10,11 @@ from contextlib import asynccontextmanager
 from typing import TypeVar
 
 import numpy as np
+import torch
 from fastapi import FastAPI
 from PIL import Image
 
-from app.allocator import keep_freed_memory
+from app.allocator import THREAD_HEAP, MiB, keep_freed_memory, keep_large_blocks
 from app.config import Settings
 from app.db import make_engine, make_sessionmaker
 from app.gc_freeze import SlowCollectionLog, freeze_startup_objects, unfreeze
@@ -25,11 +26,13 @@ from app.movies.group_members import GroupMembers
 from app.movies.repository import MovieRepository
 from app.movies.service import refresh_calibration
 from app.search.batcher import EmbedBatcher
-from app.search.embedder import Embedder
+from app.search.embedder import Embedder, image_encoder_config
 from app.search.index import VectorIndex
 from app.search.sync import open_index, reindex, snapshot, stale_vector_count
 from app.state import AppState
 from app.thread_priority import lower_thread_priority
+from model.activations import largest_activation_bytes
+from model.device import encoder_dtype, resolve_device
 from model.genres import GenreMapper
 
 log = logging.getLogger("movierec")
@@ -97,12 +100,21 @@ def build_state(settings: Settings, embedder: Embedder | None = None) -> AppStat
 
 def warm_up_encoders(state: AppState) -> None:
     """One blank movie of two images through the resize pool and the embedding worker, so the
-    first POST pays no first-forward cost (`EmbedBatcher.warm_up`)."""
+    first POST pays no first-forward cost (`EmbedBatcher.warm_up`); then the same movie warm,
+    whose time sets what counts as a slow write (KoBERT and b7 on a CPU take a second a movie)."""
     size = state.embedder.image_encoder.input_size
     blank = Image.new("RGB", (size, size))
     pixels = state.embedder.prepare_from([blank, blank], lambda image: image)
-    seconds = state.batcher.warm_up(pixels)
-    log.info("encoders warmed up in %.0f ms", 1e3 * seconds)
+    first = state.batcher.warm_up(pixels)
+    warm = state.batcher.warm_up(pixels)
+    state.slow_write_seconds = state.settings.slow_write_limit(warm)
+    log.info(
+        "encoders warmed up in %.0f ms (a warm movie of two images: %.0f ms); writes over %.1f s"
+        " log where their time went (MOVIEREC_SLOW_WRITE_SECONDS)",
+        1e3 * first,
+        1e3 * warm,
+        state.slow_write_seconds,
+    )
 
 
 def load_centroids(state: AppState) -> None:
@@ -115,6 +127,26 @@ def load_centroids(state: AppState) -> None:
         if movie_id in vectors:
             centroids.add([group], vectors[movie_id].astype(np.float64))
     state.centroids = centroids
+
+
+def keeps_large_blocks(settings: Settings, device: torch.device) -> bool:
+    """MOVIEREC_MALLOC_KEEP_LARGE_BLOCKS, or when unset: whether the CPU image encoder writes a
+    tensor too big for a thread's malloc heap in a batch (a dry run on the meta device). On 2
+    cores that paid 1.40x with b7 at 600 px (132 MiB) and cost 0.92x at 300 px (33 MiB) and
+    0.90-1.00x with Lite0 (18 MiB), where no block was unmapped (docs/PERFORMANCE.md section 3)."""
+    if settings.malloc_keep_large_blocks is not None:
+        return settings.malloc_keep_large_blocks
+    if device.type != "cpu":
+        return False  # a GPU's activations live in CUDA's allocator
+    config = image_encoder_config(settings, device.type)
+    dtype = encoder_dtype(device, settings.encoder_precision)
+    try:
+        largest = largest_activation_bytes(config, config.batch_size, dtype)
+    except Exception as exc:  # a trunk the meta device cannot run: start as before
+        log.warning("could not size the image encoder's activations (%s): glibc's defaults", exc)
+        return False
+    log.info("the image encoder's largest activation: %.0f MiB a batch", largest / MiB)
+    return largest > THREAD_HEAP
 
 
 async def in_a_thread_of_its_own(fn: Callable[[], T]) -> T:
@@ -138,6 +170,8 @@ def make_lifespan(
             return state
 
         keep_freed_memory(settings.malloc_keep_freed_mib)  # before the worker's first forward
+        if keeps_large_blocks(settings, resolve_device(settings.device)):
+            keep_large_blocks()  # before the start-up thread: no thread has an arena of its own
         state = await in_a_thread_of_its_own(start)
         app.state.movierec = state
         if settings.gc_freeze:

@@ -38,6 +38,8 @@ class AppState:
     maintenance: ThreadPoolExecutor
     # Commit + index update happen under this lock so the index applies changes in commit order.
     write_lock: threading.Lock = field(default_factory=threading.Lock)
+    # a write slower than this logs where its time went (settings.slow_write_limit)
+    slow_write_seconds: float = 1.0
     changes_since_snapshot: int = 0
     # A captured snapshot waits for or runs on the maintenance thread: at most one at a time, so
     # a write burst on a large catalogue cannot queue one copy of the vectors per SNAPSHOT_EVERY.

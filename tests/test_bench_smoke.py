@@ -90,6 +90,16 @@ def test_ingest_bench_enlarges_posters_as_asked():
     assert bigger.format == "JPEG" and bigger.size == (3 * width, 3 * height)
 
 
+def test_ingest_cpu_bound_is_the_bare_wall_over_the_server_cpu_per_core():
+    from bench.ingest import cpu_bound
+
+    # bare: 20 movies/s = 50 ms a movie, 100 ms of CPU on 2 cores; the server spends 125 ms of
+    # CPU per movie, so even perfectly overlapped a movie takes 62.5 ms: at most 0.8x the bare
+    row = {"bare_movies_per_s": 20.0, "1_clients_server_cpu_ms_per_movie": 125.0}
+    assert cpu_bound(row, cores=2) == pytest.approx(0.8)
+    assert cpu_bound(row, cores=4) == pytest.approx(1.6)  # more cores than the bare forward used
+
+
 @pytest.mark.slow
 @pytest.mark.skipif(not (DATASET.is_dir() and MINILM.is_dir()), reason=SHARED_REASON)
 def test_precision_bench(tmp_path):

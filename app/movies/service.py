@@ -33,7 +33,6 @@ from app.stopwatch import Stopwatch
 from model.genres import GENRE_GROUPS
 
 log = logging.getLogger("movierec.service")
-SLOW_WRITE_SECONDS = 1.0  # a write slower than this logs where its time went
 
 
 @dataclass
@@ -162,7 +161,7 @@ def create_or_replace_movie(
         watch.lap("centroids + index")
         _count_change(state)
         watch.lap("snapshot hand-off")
-    if watch.total > SLOW_WRITE_SECONDS:
+    if watch.total > state.slow_write_seconds:
         log.warning("slow write of movie %s (%.2f s): %s", movie.id, watch.total, watch)
     failpoint("after_index_before_response")
     return movie, created

@@ -29,6 +29,18 @@ class Embedding:
     vector: np.ndarray  # (256,) unit vector served by the index
 
 
+def image_encoder_config(settings: Settings, device_type: str) -> ImageEncoderConfig:
+    return ImageEncoderConfig(
+        name=settings.image_model,
+        weights=settings.image_weights,
+        pretrained=settings.image_pretrained,
+        image_size=settings.image_size,
+        batch_size=settings.batch_images(device_type),  # a movie with more goes in chunks
+        cuda_graphs=settings.cuda_graphs,
+        precision=settings.encoder_precision,
+    )
+
+
 class Embedder:
     """Loaded once at start-up. `embed` is CPU/GPU work: call it off the event loop."""
 
@@ -89,18 +101,7 @@ class Embedder:
             ),
             str(device),
         )
-        image = ImageEncoder(
-            ImageEncoderConfig(
-                name=settings.image_model,
-                weights=settings.image_weights,
-                pretrained=settings.image_pretrained,
-                image_size=settings.image_size,
-                batch_size=settings.batch_images(device.type),  # a movie with more goes in chunks
-                cuda_graphs=settings.cuda_graphs,
-                precision=settings.encoder_precision,
-            ),
-            str(device),
-        )
+        image = ImageEncoder(image_encoder_config(settings, device.type), str(device))
         if image.graphed is not None:
             log.info("capturing CUDA graphs for batches of %s images", image.graphed.buckets)
             image.graphed.capture_all()

@@ -9,8 +9,10 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 
 from app.allocator import keep_freed_memory
+from app.config import Settings
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -46,16 +48,10 @@ with TestClient(create_app(settings)) as client:
 """
 
 
-def worker_faults_per_movie(tiny_models: dict[str, str], data_dir: Path, keep_mib: int) -> float:
+def run_fresh(script: str, *args: str):
+    """`script` in a fresh Python (allocator settings are process-wide): its last line, as JSON."""
     out = subprocess.run(
-        [
-            sys.executable,
-            "-c",
-            WORKER_FAULTS,
-            tiny_models["text_model"],
-            str(data_dir),
-            str(keep_mib),
-        ],
+        [sys.executable, "-c", script, *args],
         cwd=ROOT,
         capture_output=True,
         text=True,
@@ -63,7 +59,12 @@ def worker_faults_per_movie(tiny_models: dict[str, str], data_dir: Path, keep_mi
         check=False,
     )
     assert out.returncode == 0, out.stderr[-3000:]
-    return json.loads(out.stdout.strip().splitlines()[-1])["faults_per_movie"]
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def worker_faults_per_movie(tiny_models: dict[str, str], data_dir: Path, keep_mib: int) -> float:
+    args = (tiny_models["text_model"], str(data_dir), str(keep_mib))
+    return run_fresh(WORKER_FAULTS, *args)["faults_per_movie"]
 
 
 @pytest.mark.skipif(platform.libc_ver()[0] != "glibc", reason="mallopt is glibc's")
@@ -85,3 +86,92 @@ def test_the_embedding_worker_stops_faulting_in_its_activations(tiny_models, tmp
 
 def test_zero_leaves_the_allocator_alone():
     assert keep_freed_memory(0) is False
+
+
+# A thread that mallocs, fills and frees a 96 MiB block (over glibc's 32 MiB mmap ceiling, and too
+# big for a thread's 64 MiB heap, as b7's activations at 600 px are), in a fresh process with the
+# service's settings applied first: its minor page faults per round after the first. Through libc
+# itself: torch's aligned allocations of one size cannot refill their own freed hole (glibc's
+# memalign wants room to align), so a loop of one tensor size fragments where a forward's many
+# sizes do not, and numpy asks for huge pages.
+LARGE_BLOCK_FAULTS = """
+import ctypes, ctypes.util, json, sys, threading
+from pathlib import Path
+from app.allocator import keep_freed_memory, keep_large_blocks
+
+keep_freed_memory(256)
+if sys.argv[1] == "keep":
+    assert keep_large_blocks()
+libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+libc.malloc.restype, libc.malloc.argtypes = ctypes.c_void_p, [ctypes.c_size_t]
+libc.free.argtypes = [ctypes.c_void_p]
+SIZE = 96 * 1024 * 1024
+
+def faults() -> int:
+    stat = Path(f"/proc/self/task/{threading.get_native_id()}/stat").read_text()
+    return int(stat.rsplit(")", 1)[1].split()[7])
+
+def rounds(out: list) -> None:
+    for _ in range(6):
+        before = faults()
+        block = libc.malloc(SIZE)
+        ctypes.memset(block, 1, SIZE)  # every page written, as a forward writes its activations
+        libc.free(block)
+        out.append(faults() - before)
+
+counts: list = []
+thread = threading.Thread(target=rounds, args=(counts,))
+thread.start()
+thread.join()
+print(json.dumps(counts[1:]))
+"""
+
+
+def large_block_faults(mode: str) -> list[int]:
+    return run_fresh(LARGE_BLOCK_FAULTS, mode)
+
+
+@pytest.mark.skipif(platform.libc_ver()[0] != "glibc", reason="mallopt is glibc's")
+def test_a_thread_keeps_its_large_blocks_instead_of_faulting_them_in_again():
+    pages = 96 * 1024 * 1024 // 4096
+    # glibc maps such a block afresh every time, even with keep_freed_memory: all its pages fault
+    assert min(large_block_faults("default")) > pages / 2
+    assert max(large_block_faults("keep")) < pages / 20
+
+
+B7 = dict(image_model="tf_efficientnet_b7", image_pretrained=False, encoder_precision="bf16")
+
+
+def test_large_blocks_are_kept_for_cpu_encoders_whose_tensors_outgrow_a_thread_heap():
+    from app.lifespan import keeps_large_blocks
+
+    cpu, cuda = torch.device("cpu"), torch.device("cuda")
+    assert keeps_large_blocks(Settings(_env_file=None, **B7), cpu)  # 600 px: 132 MiB a batch
+    assert not keeps_large_blocks(Settings(_env_file=None, image_size=300, **B7), cpu)  # 33 MiB
+    assert not keeps_large_blocks(Settings(_env_file=None, **B7), cuda)  # CUDA's allocator
+    forced = Settings(_env_file=None, image_size=300, malloc_keep_large_blocks=True, **B7)
+    assert keeps_large_blocks(forced, cpu)
+    assert not keeps_large_blocks(Settings(_env_file=None, malloc_keep_large_blocks=False), cpu)
+
+
+@pytest.mark.parametrize(("setting", "applied"), [(None, False), (True, True), (False, False)])
+def test_the_service_keeps_large_blocks_at_start_up_as_decided(
+    make_client, monkeypatch, setting, applied
+):
+    import app.lifespan
+
+    # Recorded, not made: the call is process-wide and cannot be undone in this test process
+    # (a fresh process makes it in the test above); the test apps' tiny encoders stay small.
+    calls: list[bool] = []
+    monkeypatch.setattr(app.lifespan, "keep_large_blocks", lambda: calls.append(True) or True)
+    make_client(malloc_keep_large_blocks=setting)
+    assert calls == ([True] if applied else [])
+
+
+def test_an_image_model_the_dry_run_cannot_build_leaves_the_allocator_alone(caplog):
+    from app.lifespan import keeps_large_blocks
+
+    unknown = Settings(_env_file=None, image_model="no_such_timm_model", image_pretrained=False)
+    with caplog.at_level("WARNING", logger="movierec"):
+        assert not keeps_large_blocks(unknown, torch.device("cpu"))
+    assert any("could not size" in r.getMessage() for r in caplog.records)

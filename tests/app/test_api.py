@@ -155,10 +155,8 @@ def test_openapi_docs_declare_error_bodies(client):
     assert client.get("/docs").status_code == 200
 
 
-def test_a_slow_write_logs_where_its_time_went(client, monkeypatch, caplog):
-    from app.movies import service
-
-    monkeypatch.setattr(service, "SLOW_WRITE_SECONDS", 0.0)  # every write counts as slow
+def test_a_slow_write_logs_where_its_time_went(make_client, caplog):
+    client = make_client(slow_write_seconds=1e-6)  # every write counts as slow
     with caplog.at_level("WARNING", logger="movierec.service"):
         assert post_movie(client).status_code == 201
     (line,) = [r.getMessage() for r in caplog.records if "slow write" in r.getMessage()]

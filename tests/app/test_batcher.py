@@ -16,6 +16,7 @@ import pytest
 import torch
 from PIL import Image
 
+from app.config import Settings
 from app.errors import ServiceUnavailable
 from app.search.batcher import EmbedBatcher
 from tests.helpers import image_bytes
@@ -363,3 +364,16 @@ def test_an_app_warms_its_encoders_up_before_serving(make_client, caplog):
     state = make_client().app.state.movierec
     assert any("encoders warmed up in" in r.getMessage() for r in caplog.records)
     assert state.batcher.stats.batches == 0  # not counted as traffic
+
+
+def test_the_slow_write_limit_follows_the_encoders_pace_unless_set():
+    auto = Settings(_env_file=None)
+    assert auto.slow_write_limit(0.01) == 1.0  # fast encoders: the 1 s floor
+    assert auto.slow_write_limit(0.75) == 3.0  # KoBERT/b7 on a CPU: 4x a warm movie
+    assert Settings(_env_file=None, slow_write_seconds=2.5).slow_write_limit(0.75) == 2.5
+
+
+def test_an_app_sets_its_slow_write_limit_at_start_up(make_client, tmp_path):
+    assert make_client().app.state.movierec.slow_write_seconds == 1.0  # tiny encoders: the floor
+    fixed = make_client(data_dir=tmp_path / "fixed", slow_write_seconds=7.0)
+    assert fixed.app.state.movierec.slow_write_seconds == 7.0
