@@ -68,8 +68,8 @@ class Settings(BaseSettings):
     max_pending_ingests: int = 32  # movies queued for the encoders; beyond, POST waits, then 429
     ingest_wait_seconds: float = 5.0  # a waiting ingest gives up with 429 after this
     # a write slower than this logs where its time went; None: 4x what the encoders take for a
-    # warm movie of two images at start-up, at least 1 s (KoBERT and b7 at 600 px on 2 CPU cores
-    # take about 1 s for a movie, a GPU tens of milliseconds)
+    # warm movie of two images at start-up, at least 1 s (KoBERT and b7 at 600 px took 1.3 s for
+    # one on 2 CPU cores, so 5.2 s there; a GPU takes tens of milliseconds)
     slow_write_seconds: float | None = Field(default=None, gt=0)
     # images per encoder call when concurrent ingests are batched; None: 32 on a GPU, 4 on a CPU,
     # where a bigger batch costs more per image (docs/PERFORMANCE.md, "Encoder cost by batch size")

@@ -161,7 +161,8 @@ def test_the_service_keeps_large_blocks_at_start_up_as_decided(
     import app.lifespan
 
     # Recorded, not made: the call is process-wide and cannot be undone in this test process
-    # (a fresh process makes it in the test above); the test apps' tiny encoders stay small.
+    # (the 96 MiB test makes it in a fresh one). The test apps' tiny encoders stay small: auto
+    # leaves it off.
     calls: list[bool] = []
     monkeypatch.setattr(app.lifespan, "keep_large_blocks", lambda: calls.append(True) or True)
     make_client(malloc_keep_large_blocks=setting)
