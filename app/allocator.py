@@ -32,6 +32,11 @@ of the heap. So the service turns it on only where it pays (`app.lifespan.keeps_
 CPU encoders whose forward writes tensors too big for a thread heap. With smaller ones (b7 at
 300 px, Lite0) nothing was unmapped, and the shared arena cost 0.90-1.00x; on a GPU the
 activations live in CUDA's own allocator.
+
+Kept large blocks still go back to the kernel when more than `M_TRIM_THRESHOLD` lies free at the
+top of the heap, as b7 at 600 px in fp32 leaves it while the heap settles. Never trimming removed
+those faults but no measurable time (1.00x), for 0.9 GB more resident after 8 clients
+(docs/PERFORMANCE.md section 3, session 16), so the threshold stays `MALLOC_KEEP_FREED_MIB`.
 """
 
 from __future__ import annotations
@@ -48,6 +53,9 @@ MiB = 1024 * 1024
 M_TRIM_THRESHOLD, M_TOP_PAD, M_MMAP_THRESHOLD, M_MMAP_MAX, M_ARENA_MAX = -1, -2, -3, -4, -8
 THREAD_HEAP = 64 * MiB  # glibc's HEAP_MAX_SIZE on 64-bit
 MMAP_THRESHOLD_CEILING = THREAD_HEAP // 2  # the most M_MMAP_THRESHOLD accepts
+# mallopt takes a C int: ctypes would wrap a larger byte count silently (4096 MiB -> 0 bytes, a
+# heap trimmed after every free: the opposite of the setting)
+MAX_TRIM_THRESHOLD_MIB = (2**31 - 1) // MiB
 
 
 def keep_freed_memory(trim_threshold_mib: int) -> bool:
@@ -55,6 +63,8 @@ def keep_freed_memory(trim_threshold_mib: int) -> bool:
     Process-wide, for blocks allocated from now on. Returns whether the setting took."""
     if trim_threshold_mib <= 0:
         return False
+    if trim_threshold_mib > MAX_TRIM_THRESHOLD_MIB:
+        raise ValueError(f"at most {MAX_TRIM_THRESHOLD_MIB} MiB: mallopt takes a C int of bytes")
     took = _mallopt(
         (M_MMAP_THRESHOLD, MMAP_THRESHOLD_CEILING),
         (M_TRIM_THRESHOLD, trim_threshold_mib * MiB),

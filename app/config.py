@@ -9,6 +9,7 @@ from typing import Literal
 from pydantic import AliasChoices, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from app.allocator import MAX_TRIM_THRESHOLD_MIB
 from model.config import DEFAULT_IMAGE_MODEL, DEFAULT_TEXT_MODEL, Precision
 
 MiB = 1024 * 1024
@@ -82,10 +83,11 @@ class Settings(BaseSettings):
     card_cache_size: int = 20_000  # movies whose cards the similar path keeps in memory; 0: off
     # glibc only: freed heap memory each malloc arena keeps for reuse instead of trimming it; the
     # embedding worker otherwise re-faults its activations' pages on every forward (app/allocator)
-    malloc_keep_freed_mib: int = Field(default=256, ge=0)
+    malloc_keep_freed_mib: int = Field(default=256, ge=0, le=MAX_TRIM_THRESHOLD_MIB)
     # glibc only: blocks over 32 MiB (b7 at 600 px's activations) stay in the heap too, with one
     # malloc arena for every thread (app/allocator); None: on for CPU encoders whose image forward
-    # writes tensors bigger than a thread's 64 MiB heap (b7 at 600 px; not at 300 px, not Lite0)
+    # writes tensors bigger than a thread's 64 MiB heap (b7 at 600 px; at 300 px in fp32 only;
+    # not Lite0)
     malloc_keep_large_blocks: bool | None = None
     # start-up's objects (the models) out of full garbage collections, which otherwise stall
     # every request for 0.3-0.4 s each (app/gc_freeze)

@@ -129,11 +129,22 @@ def load_centroids(state: AppState) -> None:
     state.centroids = centroids
 
 
+def configure_allocator(settings: Settings) -> None:
+    """glibc's malloc settings for this process (app/allocator). Process-wide, and an arena is
+    fixed when its thread first allocates, so call it before other threads start: the lifespan
+    does, and so does an in-process benchmark before its test client starts the event loop's
+    thread (large blocks were still unmapped in a worker that got that thread's arena)."""
+    keep_freed_memory(settings.malloc_keep_freed_mib)  # before the worker's first forward
+    if keeps_large_blocks(settings, resolve_device(settings.device)):
+        keep_large_blocks()  # before the start-up thread: no thread has an arena of its own
+
+
 def keeps_large_blocks(settings: Settings, device: torch.device) -> bool:
     """MOVIEREC_MALLOC_KEEP_LARGE_BLOCKS, or when unset: whether the CPU image encoder writes a
     tensor too big for a thread's malloc heap in a batch (a dry run on the meta device). On 2
-    cores that paid 1.40x with b7 at 600 px (132 MiB) and cost 0.92x at 300 px (33 MiB) and
-    0.90-1.00x with Lite0 (18 MiB), where no block was unmapped (docs/PERFORMANCE.md section 3)."""
+    cores that paid 1.40x with b7 at 600 px in bf16 (132 MiB) and cost 0.92x at 300 px (33 MiB)
+    and 0.90-1.00x with Lite0 (18 MiB), where no block was unmapped; in fp32 at 300 px (66 MiB,
+    kept) it paid 1.02x (docs/PERFORMANCE.md section 3)."""
     if settings.malloc_keep_large_blocks is not None:
         return settings.malloc_keep_large_blocks
     if device.type != "cpu":
@@ -169,9 +180,7 @@ def make_lifespan(
             warm_up_encoders(state)
             return state
 
-        keep_freed_memory(settings.malloc_keep_freed_mib)  # before the worker's first forward
-        if keeps_large_blocks(settings, resolve_device(settings.device)):
-            keep_large_blocks()  # before the start-up thread: no thread has an arena of its own
+        configure_allocator(settings)
         state = await in_a_thread_of_its_own(start)
         app.state.movierec = state
         if settings.gc_freeze:

@@ -69,6 +69,10 @@ def main() -> None:
     }
     with tempfile.TemporaryDirectory() as tmp:
         models = encoder_settings(args.encoders, Path(tmp)) | {"MOVIEREC_DEVICE": args.device}
+        from app.lifespan import configure_allocator
+
+        # as a server's process is: the in-process app and the bare forwards below run here
+        configure_allocator(settings_from_env(models, Path(tmp)))
         results["stages_ms"], results["bare"] = stage_split(batch, models, Path(tmp))
         results["http"] = http_throughput(batch, models, Path(tmp), args.profile)
         results["alternating"] = targets_alternating(batch, models, Path(tmp), args.rounds)

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from pydantic import ValidationError
 
 from app.allocator import keep_freed_memory
 from app.config import Settings
@@ -86,6 +87,14 @@ def test_the_embedding_worker_stops_faulting_in_its_activations(tiny_models, tmp
 
 def test_zero_leaves_the_allocator_alone():
     assert keep_freed_memory(0) is False
+
+
+def test_a_threshold_mallopt_cannot_hold_is_refused_not_wrapped():
+    """mallopt takes a C int of bytes: 4096 MiB would reach glibc as 0, trimming every free."""
+    with pytest.raises(ValueError, match="at most 2047 MiB"):
+        keep_freed_memory(4096)
+    with pytest.raises(ValidationError, match="malloc_keep_freed_mib"):
+        Settings(_env_file=None, malloc_keep_freed_mib=4096)
 
 
 # Faults of the calling thread while it mallocs, fills and frees a 96 MiB block, round after
@@ -177,6 +186,8 @@ def test_large_blocks_are_kept_for_cpu_encoders_whose_tensors_outgrow_a_thread_h
     cpu, cuda = torch.device("cpu"), torch.device("cuda")
     assert keeps_large_blocks(Settings(_env_file=None, **B7), cpu)  # 600 px: 132 MiB a batch
     assert not keeps_large_blocks(Settings(_env_file=None, image_size=300, **B7), cpu)  # 33 MiB
+    fp32 = B7 | dict(encoder_precision="fp32")  # a CPU without bf16: twice the bytes
+    assert keeps_large_blocks(Settings(_env_file=None, image_size=300, **fp32), cpu)  # 66 MiB
     assert not keeps_large_blocks(Settings(_env_file=None, **B7), cuda)  # CUDA's allocator
     forced = Settings(_env_file=None, image_size=300, malloc_keep_large_blocks=True, **B7)
     assert keeps_large_blocks(forced, cpu)
